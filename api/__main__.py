@@ -1,0 +1,71 @@
+"""`python -m api`: start the embedded database if no URL is set, prepare, then serve."""
+
+import asyncio
+import logging.config
+import os
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from api.bootstrap import CREDENTIALS_FILE, ensure_first_admin
+from api.database import connect
+from api.embedded import EmbeddedDatabase
+from api.logs import configure_logging
+from api.settings import Settings
+
+
+async def _prepare(settings: Settings) -> None:
+    assert settings.mongodb_url is not None
+    client = await connect(settings.mongodb_url, settings.database)
+    try:
+        account = await ensure_first_admin(settings)
+    finally:
+        await client.close()
+    base = f"http://{settings.host}:{settings.port}"
+    if account is not None and account.created:
+        print(f"Admin account created: {account.email} / password: {account.password}")
+    elif settings.env == "development":
+        where = settings.data_dir / CREDENTIALS_FILE
+        print(f"Admin sign-in: see {where} (written on first start)" if where.exists() else "")
+    print(f"Cabinet API on {base}/v1 - interactive docs on {base}/docs", flush=True)
+
+
+def main() -> int:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
+        print(f"cabinet: refusing to start: {problems}", file=sys.stderr)
+        return 2
+    log_config = configure_logging()
+    logging.config.dictConfig(log_config)
+    settings.signing_key()  # created once here, so every worker reads the same one
+    embedded = None
+    if settings.mongodb_url is None:
+        embedded = EmbeddedDatabase(settings.data_dir)
+        url = embedded.start()
+        # Worker processes read their settings from the environment, so they find it there.
+        os.environ["CABINET_MONGODB_URL"] = url
+        settings = Settings()
+    try:
+        asyncio.run(_prepare(settings))
+        uvicorn.run(
+            "api.main:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_config=log_config,
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=settings.trusted_proxies or None,
+            server_header=False,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Dependencies the routes declare: settings, the authenticated caller, and the guards on them."""
+
+import asyncio
+from dataclasses import dataclass
+from typing import Annotated
+
+import jwt
+from beanie import PydanticObjectId
+from bson.errors import InvalidId
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from api import security
+from api.problems import Problem, not_found, unauthorized
+from api.sessions import session_is_live
+from api.settings import Settings
+from documents.users import User
+
+# Declared as OAuth2 so the docs page's Authorize button can sign in through /v1/auth/token.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+ClientAddress = Annotated[str, Depends(client_address)]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a signed-in user and the session their access token belongs to."""
+
+    user: User
+    session_id: PydanticObjectId
+
+
+def parse_object_id(value: str) -> PydanticObjectId | None:
+    try:
+        return PydanticObjectId(value)
+    except (InvalidId, TypeError, ValueError):
+        return None
+
+
+async def optional_principal(
+    settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> Principal | None:
+    if token is None:
+        return None
+    try:
+        claims = security.decode_access_token(
+            token, key=settings.signing_key(), issuer=settings.issuer, audience=settings.audience
+        )
+    except jwt.InvalidTokenError as error:
+        raise unauthorized("Invalid or expired access token") from error
+    user_id, session_id = parse_object_id(claims.user_id), parse_object_id(claims.session_id)
+    if user_id is None or session_id is None:
+        raise unauthorized("Invalid or expired access token")
+    # Looked up on every request so that a disabled user, a changed role or an ended session
+    # takes effect at once rather than when the token expires.
+    user, live = await asyncio.gather(User.get(user_id), session_is_live(session_id, user_id))
+    if user is None or user.disabled or not live:
+        raise unauthorized("Invalid or expired access token")
+    return Principal(user=user, session_id=session_id)
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+async def current_principal(principal: OptionalPrincipal) -> Principal:
+    if principal is None:
+        raise unauthorized("Authentication required")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+async def current_user(principal: CurrentPrincipal) -> User:
+    return principal.user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def admin_user(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise Problem(403, "Administrator role required")
+    return user
+
+
+AdminUser = Annotated[User, Depends(admin_user)]
+
+
+async def target_user(user_id: str, _: AdminUser) -> User:
+    """The user named in the path; a malformed id is answered like a missing one."""
+    parsed = parse_object_id(user_id)
+    user = await User.get(parsed) if parsed is not None else None
+    if user is None:
+        raise not_found("User not found")
+    return user
+
+
+TargetUser = Annotated[User, Depends(target_user)]

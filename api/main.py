@@ -1,0 +1,61 @@
+"""The FastAPI app: routes, error handling, middleware, and the lifespan that owns the client."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from api import passwords
+from api.database import connect
+from api.middleware import RequestContextMiddleware
+from api.problems import install_problem_handlers
+from api.routes import api_router
+from api.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.mongodb_url is None:
+            raise RuntimeError(
+                "CABINET_MONGODB_URL is not set; start the service with python -m api"
+            )
+        app.state.mongo = await connect(settings.mongodb_url, settings.database)
+        await passwords.prepare()
+        try:
+            yield
+        finally:
+            await app.state.mongo.close()
+
+    app = FastAPI(
+        title="Cabinet",
+        summary="A document-store API on MongoDB",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url="/v1/openapi.json",
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.include_router(api_router, prefix="/v1")
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+                "X-API-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,102 @@
+"""Errors as RFC 9457 `application/problem+json`, for every failure the API can answer."""
+
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from api.rate_limits import RateLimited
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+BEARER_CHALLENGE = 'Bearer realm="cabinet"'
+
+
+class Problem(HTTPException):
+    """An HTTP error with a detail for the client and, for validation failures, `errors`."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status_code=status, detail=detail, headers=headers)
+        self.errors = errors
+
+
+def problem_body(status: int, detail: str, errors: list[dict[str, Any]] | None = None) -> dict:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    headers = dict(headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", BEARER_CHALLENGE)
+    return JSONResponse(
+        problem_body(status, detail, errors),
+        status_code=status,
+        headers=headers,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+def unauthorized(detail: str = "Missing or invalid credentials") -> Problem:
+    return Problem(401, detail, headers={"WWW-Authenticate": BEARER_CHALLENGE})
+
+
+def not_found(detail: str = "Not found") -> Problem:
+    return Problem(404, detail)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    errors = exc.errors if isinstance(exc, Problem) else None
+    return problem_response(exc.status_code, detail, errors=errors, headers=exc.headers)
+
+
+def _location(loc: tuple[Any, ...]) -> list[str | int]:
+    return [part if isinstance(part, int) else str(part) for part in loc]
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    raw = exc.errors()
+    if any(error.get("type") == "json_invalid" for error in raw):
+        return problem_response(400, "The request body is not valid JSON")
+    # Only where and what: the offending input is not echoed back (it may be a password).
+    errors = [{"loc": _location(error["loc"]), "msg": error["msg"]} for error in raw]
+    return problem_response(422, "The request is not valid", errors=errors)
+
+
+async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)
+    return problem_response(
+        429, "Too many requests; try again later", headers={"Retry-After": str(exc.retry_after)}
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(RateLimited, _rate_limited)

@@ -1,0 +1,98 @@
+"""Sign-in sessions: issuing token pairs, rotating refresh tokens, and revoking sessions."""
+
+from datetime import UTC, datetime, timedelta
+
+from beanie import PydanticObjectId
+from pymongo import ReturnDocument
+
+from api import security
+from api.problems import unauthorized
+from api.settings import Settings
+from documents.sessions import Session, TokenPair
+from documents.users import User, utc_now
+
+INVALID_REFRESH = "Invalid or expired refresh token"
+
+
+def _token_pair(user_id: str, session_id: str, refresh_token: str, settings: Settings) -> TokenPair:
+    access_token = security.create_access_token(
+        user_id=user_id,
+        session_id=session_id,
+        key=settings.signing_key(),
+        issuer=settings.issuer,
+        audience=settings.audience,
+        ttl=settings.access_token_ttl,
+    )
+    return TokenPair(
+        access_token=access_token,
+        refresh_token=refresh_token,
+        expires_in=settings.access_token_ttl,
+    )
+
+
+async def start_session(user: User, settings: Settings) -> TokenPair:
+    assert user.id is not None
+    refresh_token = security.new_refresh_token()
+    session = Session(
+        user_id=str(user.id),
+        token_hash=security.hash_token(refresh_token),
+        expires_at=utc_now() + timedelta(seconds=settings.refresh_token_ttl),
+    )
+    await session.insert()
+    return _token_pair(str(user.id), str(session.id), refresh_token, settings)
+
+
+def _is_live(session: dict) -> bool:
+    expires_at = session["expires_at"]
+    # The TTL monitor runs about once a minute, so expiry is checked here too.
+    return not session.get("revoked") and (
+        isinstance(expires_at, datetime) and expires_at > datetime.now(UTC)
+    )
+
+
+async def rotate_session(refresh_token: str, settings: Settings) -> TokenPair:
+    """Swaps a refresh token for a new pair; a replayed, spent token revokes its whole session."""
+    presented = security.hash_token(refresh_token)
+    new_token = security.new_refresh_token()
+    sessions = Session.get_pymongo_collection()
+    # The condition on the current hash makes rotation atomic: of two concurrent uses of one
+    # token, only one can win; the other then finds it spent and is treated as a replay.
+    rotated = await sessions.find_one_and_update(
+        {"token_hash": presented, "revoked": False},
+        {
+            "$set": {"token_hash": security.hash_token(new_token)},
+            "$push": {"spent_hashes": presented},
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    if rotated is not None and _is_live(rotated):
+        user = await User.get(PydanticObjectId(rotated["user_id"]))
+        if user is None or user.disabled:
+            raise unauthorized(INVALID_REFRESH)
+        return _token_pair(str(user.id), str(rotated["_id"]), new_token, settings)
+    await sessions.update_one({"spent_hashes": presented}, {"$set": {"revoked": True}})
+    raise unauthorized(INVALID_REFRESH)
+
+
+async def end_session(refresh_token: str) -> None:
+    presented = security.hash_token(refresh_token)
+    await Session.get_pymongo_collection().update_one(
+        {"$or": [{"token_hash": presented}, {"spent_hashes": presented}]},
+        {"$set": {"revoked": True}},
+    )
+
+
+async def revoke_user_sessions(
+    user_id: PydanticObjectId, *, except_session: PydanticObjectId | None = None
+) -> None:
+    query: dict = {"user_id": str(user_id)}
+    if except_session is not None:
+        query["_id"] = {"$ne": except_session}
+    await Session.get_pymongo_collection().update_many(query, {"$set": {"revoked": True}})
+
+
+async def session_is_live(session_id: PydanticObjectId, user_id: PydanticObjectId) -> bool:
+    session = await Session.get_pymongo_collection().find_one(
+        {"_id": session_id, "user_id": str(user_id)}, {"revoked": 1, "expires_at": 1}
+    )
+    return session is not None and _is_live(session)

@@ -1,0 +1,82 @@
+"""Every setting the service reads, from `CABINET_*` environment variables or an optional `.env`."""
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CABINET_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    # Unset: `python -m api` starts the embedded MongoDB-compatible server under `data_dir`.
+    mongodb_url: str | None = None
+    database: str = Field(default="cabinet", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    data_dir: Path = Path("data")
+    secret_key: str | None = None
+    admin_email: str | None = None
+    admin_password: str | None = Field(default=None, min_length=8, max_length=256)
+    access_token_ttl: int = Field(default=900, ge=30, le=86_400)
+    refresh_token_ttl: int = Field(default=30 * 86_400, ge=60, le=365 * 86_400)
+    signup: Literal["open", "closed"] = "open"
+    login_rate: str = Field(default="10/minute", pattern=r"^\d{1,6}/(second|minute|hour|day)$")
+    cors_origins: list[str] = []
+    # Addresses of reverse proxies whose X-Forwarded-For is believed; none by default.
+    trusted_proxies: str = ""
+    issuer: str = "cabinet"
+    audience: str = "cabinet-api"
+    request_timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def split_origins(cls, value: object) -> object:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def refuse_weak_production(self) -> "Settings":
+        if self.env == "production":
+            if not self.secret_key or len(self.secret_key) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"CABINET_SECRET_KEY must be set to at least {MIN_SECRET_LENGTH} characters "
+                    "in production (for example: python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))')"
+                )
+            if "*" in self.cors_origins:
+                raise ValueError("CABINET_CORS_ORIGINS may not be '*' in production")
+        return self
+
+    @property
+    def login_limit(self) -> tuple[int, int]:
+        """The login rate as (requests, window seconds)."""
+        count, unit = self.login_rate.split("/")
+        return int(count), {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}[unit]
+
+    def signing_key(self) -> str:
+        """The token signing secret; in development, one kept in the data directory.
+
+        Keeping it on disk lets tokens survive a restart and lets every worker process share it.
+        """
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret-key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,11 @@
+"""The Beanie documents of the system collections: the one list the app, seed and tests use."""
+
+from beanie import Document
+
+from documents.rate_limits import RateCounter
+from documents.sessions import Session
+from documents.users import User
+
+MODELS: list[type[Document]] = [User, Session, RateCounter]
+
+__all__ = ["MODELS", "RateCounter", "Session", "User"]
