@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     audience: str = "cabinet-api"
     request_timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
 
+    @field_validator("mongodb_url", "secret_key", "admin_email", "admin_password", mode="before")
+    @classmethod
+    def blank_is_unset(cls, value: object) -> object:
+        # docker compose passes `${VAR:-}` as an empty string; that means "not set".
+        return None if value == "" else value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def split_origins(cls, value: object) -> object:
