@@ -1,6 +1,7 @@
 """Dependencies the routes declare: settings, the authenticated caller, and the guards on them."""
 
 import asyncio
+import re
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -11,11 +12,13 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from api import security
+from api.catalog import Collection, load_collection
 from api.problems import Problem, not_found, unauthorized
 from api.sessions import session_is_live
 from api.settings import Settings
 from documents.users import User
 
+COLLECTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Declared as OAuth2 so the docs page's Authorize button can sign in through /v1/auth/token.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 
@@ -110,3 +113,14 @@ async def target_user(user_id: str, _: AdminUser) -> User:
 
 
 TargetUser = Annotated[User, Depends(target_user)]
+
+
+async def collection_by_name(name: str) -> Collection:
+    """The collection named in the path, with its current definition; 404 if there is none."""
+    collection = await load_collection(name) if COLLECTION_NAME.match(name) else None
+    if collection is None:
+        raise not_found(f"No collection named '{name}'")
+    return collection
+
+
+CollectionDep = Annotated[Collection, Depends(collection_by_name)]

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pymongo.errors import ExecutionTimeout
 from starlette.exceptions import HTTPException
 
 from api.rate_limits import RateLimited
@@ -89,6 +90,10 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "The request is not valid", errors=errors)
 
 
+async def _timed_out(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(504, "The query ran past its time limit; narrow it or add an index")
+
+
 async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RateLimited)
     return problem_response(
@@ -100,3 +105,4 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(ExecutionTimeout, _timed_out)

@@ -34,7 +34,8 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     issuer: str = "cabinet"
     audience: str = "cabinet-api"
-    request_timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
+    # Every database query carries this server-side limit (maxTimeMS); past it the client gets 504.
+    query_timeout_ms: int = Field(default=5_000, ge=10, le=600_000)
 
     @field_validator("mongodb_url", "secret_key", "admin_email", "admin_password", mode="before")
     @classmethod

@@ -2,10 +2,11 @@
 
 from beanie import Document
 
+from documents.collections import CollectionDef
 from documents.rate_limits import RateCounter
 from documents.sessions import Session
 from documents.users import User
 
-MODELS: list[type[Document]] = [User, Session, RateCounter]
+MODELS: list[type[Document]] = [User, Session, RateCounter, CollectionDef]
 
-__all__ = ["MODELS", "RateCounter", "Session", "User"]
+__all__ = ["MODELS", "CollectionDef", "RateCounter", "Session", "User"]

@@ -2,9 +2,12 @@
 
 from fastapi import APIRouter
 
-from api.routes import auth, health, users
+from api.routes import auth, collections, documents, health, queries, users
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
+api_router.include_router(collections.router)
+api_router.include_router(queries.router)
+api_router.include_router(documents.router)

@@ -1,0 +1,133 @@
+"""The collections an admin has defined: loading a definition with its compiled schema, and indexes."""
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cached_property
+
+from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+
+from api.fields import SYSTEM_FIELDS, FieldSpec
+from api.schemas import CompiledSchema, compile_schema
+from documents.collections import CollectionDef, IndexSpec
+
+_COMPILED_CACHE_SIZE = 1024
+# Keyed by definition id and version: a changed definition gets a new version, so a process
+# never serves an old schema, and unchanged ones are not recompiled on every request.
+_compiled: OrderedDict[tuple[str, int], CompiledSchema] = OrderedDict()
+
+
+@dataclass(frozen=True)
+class Collection:
+    definition: CollectionDef
+    compiled: CompiledSchema
+    storage: AsyncCollection
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @cached_property
+    def fields(self) -> dict[str, FieldSpec]:
+        """User fields and system fields: every path a query may name."""
+        return {**self.compiled.fields, **SYSTEM_FIELDS}
+
+    @cached_property
+    def write_only(self) -> tuple[str, ...]:
+        return tuple(path for path, spec in self.compiled.fields.items() if spec.write_only)
+
+    @property
+    def has_text_index(self) -> bool:
+        return any(spec.text for spec in self.definition.indexes)
+
+
+def compiled_schema(definition: CollectionDef) -> CompiledSchema:
+    key = (str(definition.id), definition.version)
+    compiled = _compiled.get(key)
+    if compiled is None:
+        compiled = compile_schema(definition.schema_)
+        _compiled[key] = compiled
+        if len(_compiled) > _COMPILED_CACHE_SIZE:
+            _compiled.popitem(last=False)
+    return compiled
+
+
+def bind(definition: CollectionDef) -> Collection:
+    storage = CollectionDef.get_pymongo_collection().database[definition.storage_name]
+    return Collection(definition, compiled_schema(definition), storage)
+
+
+async def load_collection(name: str) -> Collection | None:
+    """The current definition, read on every request so that a change applies at once everywhere."""
+    definition = await CollectionDef.find_one(CollectionDef.name == name)
+    return bind(definition) if definition is not None else None
+
+
+def _key(field: str) -> tuple[str, int]:
+    return field.lstrip("+-"), DESCENDING if field.startswith("-") else ASCENDING
+
+
+def index_problems(indexes: list[IndexSpec], fields: dict[str, FieldSpec]) -> list[dict]:
+    """What is wrong with index specs against a schema's fields, as validation errors."""
+    problems: list[dict] = []
+    if sum(1 for spec in indexes if spec.text) > 1:
+        problems.append({"loc": ["body", "indexes"], "msg": "at most one text index"})
+    known = {**fields, **SYSTEM_FIELDS}
+    for position, spec in enumerate(indexes):
+        for key in spec.fields or spec.text or []:
+            path = key.lstrip("+-")
+            loc = ["body", "indexes", position]
+            field = known.get(path)
+            if field is None:
+                problems.append({"loc": loc, "msg": f"unknown field '{path}'"})
+            elif spec.text and not (
+                "string" in field.types or (field.items and "string" in field.items.types)
+            ):
+                problems.append({"loc": loc, "msg": f"text index field '{path}' is not a string"})
+            elif spec.text and key != path:
+                problems.append({"loc": loc, "msg": "text index fields take no direction"})
+    return problems
+
+
+def index_models(definition: CollectionDef) -> list[IndexModel]:
+    # Owner-rule queries narrow on `_owner`. (A compound `_owner, _id` index would serve the
+    # default sort better, but the embedded database cannot index `_id` within a compound key.)
+    models = [IndexModel([("_owner", ASCENDING)], name="cabinet_owner")]
+    for spec in definition.indexes:
+        if spec.text:
+            models.append(IndexModel([(path, TEXT) for path in spec.text], name="cabinet_text"))
+            continue
+        assert spec.fields is not None
+        keys = [_key(field) for field in spec.fields]
+        name = "cabinet_" + "_".join(f"{path}_{direction}" for path, direction in keys)
+        options: dict = {"name": name[:120]}
+        if spec.unique:
+            # Only documents that have the fields take part, so absent optional fields don't clash.
+            options["unique"] = True
+            options["partialFilterExpression"] = {path: {"$exists": True} for path, _ in keys}
+        models.append(IndexModel(keys, **options))
+    return models
+
+
+def _signature(key: object, unique: object) -> tuple:
+    pairs = key.items() if isinstance(key, dict) else key
+    return tuple((str(path), str(direction)) for path, direction in pairs), bool(unique)  # type: ignore[union-attr]
+
+
+async def sync_indexes(collection: Collection) -> None:
+    """Makes the storage collection's indexes those of the definition, dropping the others."""
+    desired = index_models(collection.definition)
+    wanted = {_signature(m.document["key"], m.document.get("unique")) for m in desired}
+    existing = await collection.storage.index_information()
+    present = set()
+    for name, info in existing.items():
+        signature = _signature(info["key"], info.get("unique"))
+        if name == "_id_" or signature in wanted:
+            present.add(signature)
+            continue
+        await collection.storage.drop_index(name)
+    missing = [
+        m for m in desired if _signature(m.document["key"], m.document.get("unique")) not in present
+    ]
+    if missing:
+        await collection.storage.create_indexes(missing)

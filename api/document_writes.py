@@ -1,0 +1,106 @@
+"""Writing documents: validation by the collection's schema, system fields, version-checked writes."""
+
+from collections.abc import Callable
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from api.etags import etag_matches
+from api.guards import Access, Target
+from api.problems import Problem, not_found
+from api.rendering import to_json, user_fields
+from api.rules import caller_id
+from api.schemas import DocumentInvalid
+from documents.users import utc_now
+
+# Without If-Match, a write that lost a race re-reads and tries again this many times.
+MAX_ATTEMPTS = 20
+
+
+def unique_conflict() -> Problem:
+    return Problem(409, "A document with the same value of a unique field already exists")
+
+
+def precondition_failed() -> Problem:
+    return Problem(412, "The document has changed since the version given in If-Match")
+
+
+def validate(access: Access, body: object, loc: tuple[str | int, ...] = ("body",)) -> dict:
+    """The document as it will be stored, or 422 naming every problem."""
+    try:
+        return access.collection.compiled.validate(body)
+    except DocumentInvalid as error:
+        errors = [{"loc": [*loc, *e["loc"]], "msg": e["msg"]} for e in error.errors]
+        raise Problem(422, "The document does not fit the collection's schema", errors=errors) from error
+
+
+def new_document(fields: dict, owner: str | None) -> dict:
+    now = utc_now()
+    return {**fields, "_owner": owner, "_created": now, "_updated": now, "_version": 1}
+
+
+async def insert(access: Access, body: object) -> dict:
+    stored = new_document(validate(access, body), caller_id(access.principal))
+    try:
+        await access.collection.storage.insert_one(stored)
+    except DuplicateKeyError as error:
+        raise unique_conflict() from error
+    return stored
+
+
+def successor(stored: dict, fields: dict) -> dict:
+    """The next version of a stored document, holding `fields`."""
+    return {
+        **fields,
+        "_id": stored["_id"],
+        "_owner": stored.get("_owner"),
+        "_created": stored["_created"],
+        "_updated": utc_now(),
+        "_version": stored["_version"] + 1,
+    }
+
+
+async def rewrite(
+    target: Target, compute: Callable[[dict], Any], if_match: str | None
+) -> dict:
+    """Replaces the document with `compute(current user fields)`, validated.
+
+    The replace is conditional on the version read, so of two concurrent writers only one wins;
+    without If-Match the loser recomputes on the fresh document, with it the loser gets 412.
+    """
+    stored = target.stored
+    for _ in range(MAX_ATTEMPTS):
+        if if_match is not None and not etag_matches(if_match, stored["_version"]):
+            raise precondition_failed()
+        following = successor(stored, validate(target, compute(to_json(user_fields(stored)))))
+        try:
+            result = await target.collection.storage.replace_one(
+                {"_id": stored["_id"], "_version": stored["_version"]}, following
+            )
+        except DuplicateKeyError as error:
+            raise unique_conflict() from error
+        if result.matched_count == 1:
+            return following
+        current = await target.collection.storage.find_one(
+            {"_id": stored["_id"], **target.narrowing}, max_time_ms=target.max_time_ms
+        )
+        if current is None:
+            raise not_found("Document not found")
+        stored = current
+    raise Problem(409, "The document is being changed by others; try again")
+
+
+async def remove(target: Target, if_match: str | None) -> None:
+    stored = target.stored
+    query: dict = {"_id": stored["_id"], **target.narrowing}
+    if if_match is not None:
+        if not etag_matches(if_match, stored["_version"]):
+            raise precondition_failed()
+        query["_version"] = stored["_version"]
+    result = await target.collection.storage.delete_one(query)
+    if result.deleted_count == 0:
+        if if_match is not None and await target.collection.storage.find_one(
+            {"_id": stored["_id"]}, {"_id": 1}
+        ):
+            raise precondition_failed()
+        raise not_found("Document not found")

@@ -1,0 +1,54 @@
+"""Stored documents as the JSON a client sees: ids as strings, dates in ISO 8601 UTC."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+
+SYSTEM_KEYS = ("_id", "_owner", "_created", "_updated", "_version")
+
+
+def iso(moment: datetime) -> str:
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    text = moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: to_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_json(item) for item in value]
+    if isinstance(value, ObjectId):
+        return str(value)
+    if isinstance(value, datetime):
+        return iso(value)
+    return value
+
+
+def _drop(document: dict, path: str) -> None:
+    head, _, rest = path.partition(".")
+    if not rest:
+        document.pop(head, None)
+        return
+    inner = document.get(head)
+    for item in inner if isinstance(inner, list) else [inner]:
+        if isinstance(item, dict):
+            _drop(item, rest)
+
+
+def render(stored: dict, hidden: tuple[str, ...] = ()) -> dict:
+    """The client's view of a stored document, without the fields it may not see."""
+    document = to_json(stored)
+    for path in hidden:
+        _drop(document, path)
+    return document
+
+
+def system_only(stored: dict) -> dict:
+    """What a writer whose read rule does not admit them gets back: the system fields alone."""
+    return to_json({key: stored[key] for key in SYSTEM_KEYS if key in stored})
+
+
+def user_fields(stored: dict) -> dict:
+    return {key: value for key, value in stored.items() if not key.startswith("_")}

@@ -1,0 +1,70 @@
+"""Documents of a collection: create, read, replace, merge-patch and delete, under its rules."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Response, status
+
+from api import document_writes
+from api.etags import etag, etag_matches
+from api.guards import CreateAccess, DeletableDocument, ReadableDocument, UpdatableDocument
+from api.merge_patch import merge_patch
+
+router = APIRouter(prefix="/collections/{name}/documents", tags=["documents"])
+JsonObject = Annotated[dict[str, Any], Body()]
+IfMatch = Annotated[str | None, Header(max_length=1024)]
+
+
+def _describe(response: Response, stored: dict) -> None:
+    response.headers["ETag"] = etag(stored["_version"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_document(
+    name: str, body: JsonObject, access: CreateAccess, response: Response
+) -> dict[str, Any]:
+    """Store a new document; the caller becomes its owner."""
+    stored = await document_writes.insert(access, body)
+    response.headers["Location"] = f"/v1/collections/{name}/documents/{stored['_id']}"
+    _describe(response, stored)
+    return access.view(stored)
+
+
+@router.get("/{doc_id}", responses={304: {"description": "Not modified since the ETag given"}})
+async def read_document(
+    target: ReadableDocument,
+    response: Response,
+    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+) -> Any:
+    """One document."""
+    if if_none_match is not None and etag_matches(if_none_match, target.stored["_version"]):
+        return Response(status_code=304, headers={"ETag": etag(target.stored["_version"])})
+    _describe(response, target.stored)
+    return target.view(target.stored)
+
+
+@router.put("/{doc_id}")
+async def replace_document(
+    body: JsonObject, target: UpdatableDocument, response: Response, if_match: IfMatch = None
+) -> dict[str, Any]:
+    """Replace a document's fields (412 if If-Match names an older version)."""
+    stored = await document_writes.rewrite(target, lambda _: body, if_match)
+    _describe(response, stored)
+    return target.view(stored)
+
+
+@router.patch("/{doc_id}")
+async def patch_document(
+    body: JsonObject, target: UpdatableDocument, response: Response, if_match: IfMatch = None
+) -> dict[str, Any]:
+    """Apply a JSON Merge Patch (RFC 7396); the merged result must fit the schema."""
+    stored = await document_writes.rewrite(
+        target, lambda current: merge_patch(current, body), if_match
+    )
+    _describe(response, stored)
+    return target.view(stored)
+
+
+@router.delete("/{doc_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_document(target: DeletableDocument, if_match: IfMatch = None) -> None:
+    """Delete a document."""
+    await document_writes.remove(target, if_match)

@@ -1,0 +1,51 @@
+"""Listing and querying a collection's documents, a page at a time."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import SettingsDep
+from api.guards import ListAccess
+from api.listing import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    DocumentPage,
+    ListQuery,
+    list_documents,
+    parse_filter_param,
+)
+
+router = APIRouter(prefix="/collections/{name}", tags=["documents"])
+
+
+@router.get("/documents", response_model_exclude_unset=True)
+async def list_collection(
+    access: ListAccess,
+    settings: SettingsDep,
+    filter: Annotated[str | None, Query(max_length=16_384)] = None,
+    sort: Annotated[str | None, Query(max_length=1024)] = None,
+    fields: Annotated[str | None, Query(max_length=8192)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
+    total: bool = False,
+) -> DocumentPage:
+    """List documents: `filter` (JSON), `sort`, `fields`, `limit`, `cursor`, `q`, `total`."""
+    spec = ListQuery(
+        filter=parse_filter_param(filter),
+        sort=sort,
+        fields=fields,
+        limit=limit,
+        cursor=cursor,
+        q=q,
+        total=total,
+    )
+    return await list_documents(access, spec, settings.signing_key())
+
+
+@router.post("/query", response_model_exclude_unset=True)
+async def query_collection(
+    body: ListQuery, access: ListAccess, settings: SettingsDep
+) -> DocumentPage:
+    """The same as listing, with the query in the body, for long filters."""
+    return await list_documents(access, body, settings.signing_key())
