@@ -1,4 +1,4 @@
-"""The collections an admin has defined: loading a definition with its compiled schema, and indexes."""
+"""The collections an admin has defined: each definition with its compiled schema, and indexes."""
 
 from collections import OrderedDict
 from dataclasses import dataclass

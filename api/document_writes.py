@@ -1,4 +1,4 @@
-"""Writing documents: validation by the collection's schema, system fields, version-checked writes."""
+"""Writing documents: validated by the collection's schema, with system fields and versions."""
 
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +31,8 @@ def validate(access: Access, body: object, loc: tuple[str | int, ...] = ("body",
         return access.collection.compiled.validate(body)
     except DocumentInvalid as error:
         errors = [{"loc": [*loc, *e["loc"]], "msg": e["msg"]} for e in error.errors]
-        raise Problem(422, "The document does not fit the collection's schema", errors=errors) from error
+        detail = "The document does not fit the collection's schema"
+        raise Problem(422, detail, errors=errors) from error
 
 
 def new_document(fields: dict, owner: str | None) -> dict:

@@ -9,8 +9,8 @@ from fastapi import Depends
 from api.catalog import Collection
 from api.deps import CollectionDep, OptionalPrincipal, Principal, SettingsDep, parse_object_id
 from api.problems import not_found
-from api.rules import Action, admits, require, rule_filter
 from api.rendering import render, system_only
+from api.rules import Action, admits, require, rule_filter
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,15 @@ def document_for(action: Action) -> Callable[..., Awaitable[Target]]:
     return dependency
 
 
+async def bulk_access(
+    collection: CollectionDep, principal: OptionalPrincipal, settings: SettingsDep
+) -> Access:
+    """Bulk requests check each operation's rule themselves; this only names the collection."""
+    return Access(collection, principal, {}, settings.query_timeout_ms)
+
+
 ListAccess = Annotated[Access, Depends(access_for("list"))]
+BulkAccess = Annotated[Access, Depends(bulk_access)]
 CreateAccess = Annotated[Access, Depends(access_for("create"))]
 ReadableDocument = Annotated[Target, Depends(document_for("read"))]
 UpdatableDocument = Annotated[Target, Depends(document_for("update"))]

@@ -121,7 +121,11 @@ def _plan(access: Access, spec: ListQuery) -> _Plan:
     elif access.hidden:
         projection = dict.fromkeys(access.hidden, 0)
     fingerprint = query_fingerprint(
-        str(collection.definition.id), checked, sort, spec.q, access.narrowing,
+        str(collection.definition.id),
+        checked,
+        sort,
+        spec.q,
+        access.narrowing,
         caller_id(access.principal),
     )
     return _Plan(_all_of(access.narrowing, checked, text), sort, projection, strip, fingerprint)
@@ -139,7 +143,10 @@ async def list_documents(access: Access, spec: ListQuery, signing_key: str) -> D
             raise Problem(400, "Invalid cursor: it does not fit this sort")
         query = _all_of(query, after_condition(plan.sort, values))
     found = await access.collection.storage.find(
-        query, plan.projection, sort=plan.sort, limit=spec.limit + 1,
+        query,
+        plan.projection,
+        sort=plan.sort,
+        limit=spec.limit + 1,
         max_time_ms=access.max_time_ms,
     ).to_list()
     page = found[: spec.limit]

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     audience: str = "cabinet-api"
     # Every database query carries this server-side limit (maxTimeMS); past it the client gets 504.
     query_timeout_ms: int = Field(default=5_000, ge=10, le=600_000)
+    # An aggregation returning more is refused (400), never silently cut short.
+    aggregate_max_results: int = Field(default=10_000, ge=1, le=1_000_000)
 
     @field_validator("mongodb_url", "secret_key", "admin_email", "admin_password", mode="before")
     @classmethod

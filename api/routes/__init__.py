@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from api.routes import auth, collections, documents, health, queries, users
+from api.routes import aggregate, auth, collections, documents, health, queries, users
 
 api_router = APIRouter()
 api_router.include_router(health.router)
@@ -11,3 +11,5 @@ api_router.include_router(users.router)
 api_router.include_router(collections.router)
 api_router.include_router(queries.router)
 api_router.include_router(documents.router)
+api_router.include_router(documents.bulk_router)
+api_router.include_router(aggregate.router)

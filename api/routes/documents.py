@@ -5,11 +5,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Response, status
 
 from api import document_writes
+from api.bulk import BulkRequest, BulkResponse, run_bulk
 from api.etags import etag, etag_matches
-from api.guards import CreateAccess, DeletableDocument, ReadableDocument, UpdatableDocument
+from api.guards import (
+    BulkAccess,
+    CreateAccess,
+    DeletableDocument,
+    ReadableDocument,
+    UpdatableDocument,
+)
 from api.merge_patch import merge_patch
 
 router = APIRouter(prefix="/collections/{name}/documents", tags=["documents"])
+bulk_router = APIRouter(prefix="/collections/{name}", tags=["documents"])
 JsonObject = Annotated[dict[str, Any], Body()]
 IfMatch = Annotated[str | None, Header(max_length=1024)]
 
@@ -68,3 +76,9 @@ async def patch_document(
 async def delete_document(target: DeletableDocument, if_match: IfMatch = None) -> None:
     """Delete a document."""
     await document_writes.remove(target, if_match)
+
+
+@bulk_router.post("/bulk", response_model_exclude_none=True)
+async def bulk_write(body: BulkRequest, access: BulkAccess) -> BulkResponse:
+    """Up to 1000 inserts, updates and deletes; a result for each, in the order given."""
+    return await run_bulk(access, body)

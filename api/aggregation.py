@@ -1,0 +1,92 @@
+"""Running a client's aggregation pipeline behind the caller's rule filter, with capped results."""
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from api.catalog import Collection, load_collection
+from api.guards import Access
+from api.pipelines import LookupTarget, PipelineError, check_pipeline
+from api.problems import Problem
+from api.rendering import to_json
+from api.rules import rule_filter
+from documents.users import Strict
+
+MAX_LOOKUPS = 16
+
+
+class AggregateRequest(Strict):
+    pipeline: Annotated[list[dict[str, Any]], Field(max_length=50)]
+
+
+class AggregateResult(BaseModel):
+    items: list[dict[str, Any]]
+
+
+def _lookup_names(value: Any, found: set[str]) -> set[str]:
+    """Every collection a pipeline's `$lookup` stages name, at any depth."""
+    if isinstance(value, dict):
+        lookup = value.get("$lookup")
+        if isinstance(lookup, dict) and isinstance(lookup.get("from"), str):
+            found.add(lookup["from"])
+        for item in value.values():
+            _lookup_names(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _lookup_names(item, found)
+    return found
+
+
+async def _lookup_targets(access: Access, pipeline: list) -> dict[str, LookupTarget]:
+    names = _lookup_names(pipeline, set())
+    if len(names) > MAX_LOOKUPS:
+        raise Problem(400, f"A pipeline may join at most {MAX_LOOKUPS} collections")
+    targets = {}
+    for name in names:
+        collection: Collection | None = await load_collection(name)
+        if collection is None:
+            continue
+        narrowing = rule_filter(collection.definition.rules, "list", access.principal)
+        if narrowing is None:
+            continue
+        hidden = () if access.is_admin else collection.write_only
+        targets[name] = LookupTarget(
+            collection.definition.storage_name, collection.fields, narrowing, hidden
+        )
+    return targets
+
+
+async def aggregate(access: Access, request: AggregateRequest, max_results: int) -> AggregateResult:
+    targets = await _lookup_targets(access, request.pipeline)
+
+    def resolve(name: str) -> LookupTarget:
+        # Missing and forbidden collections get the same answer, so neither is revealed.
+        if name not in targets:
+            raise PipelineError(f"collection '{name}' does not exist or you may not list it")
+        return targets[name]
+
+    try:
+        checked = check_pipeline(
+            request.pipeline,
+            fields=access.collection.fields,
+            resolve_lookup=resolve,
+            allow_write_only=access.is_admin,
+        )
+    except PipelineError as error:
+        raise Problem(400, str(error)) from error
+    prefix: list[dict] = []
+    if access.narrowing:
+        prefix.append({"$match": access.narrowing})
+    if access.hidden:
+        prefix.append({"$unset": list(access.hidden)})
+    # One more than allowed tells "exactly the cap" apart from "more than the cap".
+    stages = [*prefix, *checked, {"$limit": max_results + 1}]
+    cursor = await access.collection.storage.aggregate(stages, maxTimeMS=access.max_time_ms)
+    items = await cursor.to_list(max_results + 1)
+    if len(items) > max_results:
+        raise Problem(
+            400,
+            f"The pipeline returns more than {max_results} documents; add a $limit stage "
+            "or narrow the $match",
+        )
+    return AggregateResult(items=[to_json(item) for item in items])

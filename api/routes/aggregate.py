@@ -1,0 +1,17 @@
+"""Aggregation pipelines over a collection, under its list rule."""
+
+from fastapi import APIRouter
+
+from api.aggregation import AggregateRequest, AggregateResult, aggregate
+from api.deps import SettingsDep
+from api.guards import ListAccess
+
+router = APIRouter(prefix="/collections/{name}", tags=["aggregation"])
+
+
+@router.post("/aggregate")
+async def aggregate_collection(
+    body: AggregateRequest, access: ListAccess, settings: SettingsDep
+) -> AggregateResult:
+    """Run an aggregation pipeline; the caller's rule filter is always its first stage."""
+    return await aggregate(access, body, settings.aggregate_max_results)
