@@ -3,9 +3,11 @@
 from collections.abc import Callable
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from api.etags import etag_matches
+from api.field_ops import OpsError, parse_ops, plan_ops
 from api.guards import Access, Target
 from api.problems import Problem, not_found
 from api.rendering import to_json, user_fields
@@ -61,9 +63,7 @@ def successor(stored: dict, fields: dict) -> dict:
     }
 
 
-async def rewrite(
-    target: Target, compute: Callable[[dict], Any], if_match: str | None
-) -> dict:
+async def rewrite(target: Target, compute: Callable[[dict], Any], if_match: str | None) -> dict:
     """Replaces the document with `compute(current user fields)`, validated.
 
     The replace is conditional on the version read, so of two concurrent writers only one wins;
@@ -105,3 +105,70 @@ async def remove(target: Target, if_match: str | None) -> None:
         ):
             raise precondition_failed()
         raise not_found("Document not found")
+
+
+async def apply_ops(target: Target, body: object, if_match: str | None) -> dict:
+    """Applies field operators in one atomic update whose guard keeps the result schema-valid.
+
+    The guard encodes the bounds the result must respect (a maximum, maxItems), so concurrent
+    increments all land without a version race; only constraints a guard cannot express fall
+    back to the version check.
+    """
+    try:
+        ops = parse_ops(body, target.collection.fields, allow_write_only=target.is_admin)
+    except OpsError as error:
+        raise Problem(422, "The operations are not valid", errors=error.errors) from error
+    storage, stored = target.collection.storage, target.stored
+    for _ in range(MAX_ATTEMPTS):
+        if if_match is not None and not etag_matches(if_match, stored["_version"]):
+            raise precondition_failed()
+        try:
+            plan = plan_ops(ops, stored, target.collection.compiled.schema)
+        except OpsError as error:
+            raise Problem(422, "The operations are not valid", errors=error.errors) from error
+        validated = validate(target, to_json(plan.result))
+        query = {**plan.guard, "_id": stored["_id"], **target.narrowing}
+        if plan.needs_version_guard or if_match is not None:
+            query["_version"] = stored["_version"]
+        update = {
+            **_stored_items(plan.update, stored, validated),
+            "$currentDate": {"_updated": True},
+        }
+        update["$inc"] = {**update.get("$inc", {}), "_version": 1}
+        try:
+            changed = await storage.find_one_and_update(
+                query, update, return_document=ReturnDocument.AFTER
+            )
+        except DuplicateKeyError as error:
+            raise unique_conflict() from error
+        if changed is not None:
+            return changed
+        current = await storage.find_one(
+            {"_id": stored["_id"], **target.narrowing}, max_time_ms=target.max_time_ms
+        )
+        if current is None:
+            raise not_found("Document not found")
+        stored = current
+    raise Problem(409, "The document is being changed by others; try again")
+
+
+def _path(document: dict, path: str) -> Any:
+    value: Any = document
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _stored_items(update: dict, before: dict, after: dict) -> dict:
+    """The update with each added array item as validation stored it (defaults, dates)."""
+    update = {operator: dict(changes) for operator, changes in update.items()}
+    for operator in ("$push", "$addToSet"):
+        for path in list(update.get(operator, {})):
+            grown, previous = _path(after, path), _path(before, path)
+            if isinstance(grown, list) and len(grown) > len(previous or []):
+                update[operator][path] = grown[-1]
+            else:  # already present: adding it again would be a no-op
+                del update[operator][path]
+        if operator in update and not update[operator]:
+            del update[operator]
+    return update

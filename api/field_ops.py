@@ -177,8 +177,6 @@ def _check_item(value: object, loc: list, depth: int, errors: list[dict]) -> Non
             _check_item(item, [*loc, index], depth + 1, errors)
     elif isinstance(value, float) and not math.isfinite(value):
         errors.append({"loc": loc, "msg": "Value should be a finite number"})
-    elif value is not None and not isinstance(value, str | int | float):
-        errors.append({"loc": loc, "msg": "Value should be JSON"})
 
 
 def _parent(doc: dict, path: str, *, create: bool, loc: list) -> tuple[dict | None, str]:
@@ -224,7 +222,7 @@ def _inc_guard(path: str, delta: Any, current: Any, sub: dict) -> tuple[list[dic
     elif low is not None and delta < 0:
         bound = ("$gte", _exact_difference(low, delta))
     # An absent field becomes `delta` itself, which must fit both bounds.
-    absent_ok = (high is None or delta < high) and (low is None or delta >= low)
+    absent_ok = (high is None or delta <= high) and (low is None or delta >= low)
     if bound is None:
         return ([] if absent_ok else [{path: {"$exists": True}}]), True
     condition = {path: {bound[0]: bound[1]}}
@@ -232,10 +230,8 @@ def _inc_guard(path: str, delta: Any, current: Any, sub: dict) -> tuple[list[dic
         # Float rounding can make the filter refuse the value just validated: retrying would
         # loop, so fall back to the version.
         fits = current <= bound[1] if bound[0] == "$lte" else current >= bound[1]
-        in_range = (high is None or current + delta < high) and (
-            low is None or current + delta >= low
-        )
-        if in_range and not fits:
+        new = current + delta
+        if not fits and (high is None or new <= high) and (low is None or new >= low):
             return [], False
     if absent_ok:
         return [{"$or": [condition, {path: {"$exists": False}}]}], True

@@ -1,12 +1,13 @@
 """Every setting the service reads, from `CABINET_*` environment variables or an optional `.env`."""
 
+import json
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
 
@@ -29,7 +30,7 @@ class Settings(BaseSettings):
     refresh_token_ttl: int = Field(default=30 * 86_400, ge=60, le=365 * 86_400)
     signup: Literal["open", "closed"] = "open"
     login_rate: str = Field(default="10/minute", pattern=r"^\d{1,6}/(second|minute|hour|day)$")
-    cors_origins: list[str] = []
+    cors_origins: Annotated[list[str], NoDecode] = []
     # Addresses of reverse proxies whose X-Forwarded-For is believed; none by default.
     trusted_proxies: str = ""
     issuer: str = "cabinet"
@@ -48,7 +49,9 @@ class Settings(BaseSettings):
     @field_validator("cors_origins", mode="before")
     @classmethod
     def split_origins(cls, value: object) -> object:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 

@@ -37,7 +37,7 @@ class User(Document):
 class Strict(BaseModel):
     """A request body: unknown keys are refused, so nobody can slip in `roles` or `disabled`."""
 
-    model_config = ConfigDict(extra="forbid", str_max_length=1024)
+    model_config = ConfigDict(extra="forbid", strict=True, str_max_length=1024)
 
 
 class Credentials(Strict):

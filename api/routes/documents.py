@@ -72,6 +72,16 @@ async def patch_document(
     return target.view(stored)
 
 
+@router.post("/{doc_id}/ops")
+async def apply_field_ops(
+    body: JsonObject, target: UpdatableDocument, response: Response, if_match: IfMatch = None
+) -> dict[str, Any]:
+    """Atomic field operators: `inc`, `push`, `pull`, `add_to_set`, checked against the schema."""
+    stored = await document_writes.apply_ops(target, body, if_match)
+    _describe(response, stored)
+    return target.view(stored)
+
+
 @router.delete("/{doc_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_document(target: DeletableDocument, if_match: IfMatch = None) -> None:
     """Delete a document."""
