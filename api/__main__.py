@@ -3,6 +3,7 @@
 import asyncio
 import logging.config
 import os
+import signal
 import sys
 
 import uvicorn
@@ -48,6 +49,9 @@ def main() -> int:
         # Worker processes read their settings from the environment, so they find it there.
         os.environ["CABINET_MONGODB_URL"] = url
         settings = Settings()
+    # uvicorn re-raises SIGTERM once it has shut down; as an exit, it lets `finally` stop the
+    # embedded database rather than leaving that to the parent-death signal.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         asyncio.run(_prepare(settings))
         uvicorn.run(

@@ -120,7 +120,7 @@ class _Planner:
         if refused:
             return refused
         oid = parse_object_id(spec.id)
-        stored = self.current.get(oid) if oid in self.updatable else None  # type: ignore[arg-type]
+        stored = self.current.get(oid) if oid is not None and oid in self.updatable else None
         if oid is None or stored is None:
             return _failure(404, "Document not found")
         if spec.if_version is not None and spec.if_version != stored["_version"]:

@@ -3,6 +3,7 @@
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
@@ -109,9 +110,10 @@ def index_models(definition: CollectionDef) -> list[IndexModel]:
     return models
 
 
-def _signature(key: object, unique: object) -> tuple:
+def _signature(key: Any, unique: object) -> tuple:
+    """An index's identity by keys and uniqueness (the embedded database renames indexes)."""
     pairs = key.items() if isinstance(key, dict) else key
-    return tuple((str(path), str(direction)) for path, direction in pairs), bool(unique)  # type: ignore[union-attr]
+    return tuple((str(path), str(direction)) for path, direction in pairs), bool(unique)
 
 
 async def sync_indexes(collection: Collection) -> None:

@@ -3,24 +3,27 @@
 import asyncio
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
 import jwt
 from beanie import PydanticObjectId
 from bson.errors import InvalidId
 from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from api import security
 from api.catalog import Collection, load_collection
 from api.problems import Problem, not_found, unauthorized
 from api.sessions import session_is_live
 from api.settings import Settings
-from documents.users import User
+from documents.api_keys import ApiKey
+from documents.users import ADMIN_ROLE, User
 
 COLLECTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Declared as OAuth2 so the docs page's Authorize button can sign in through /v1/auth/token.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 def get_settings(request: Request) -> Settings:
@@ -40,10 +43,20 @@ ClientAddress = Annotated[str, Depends(client_address)]
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a signed-in user and the session their access token belongs to."""
+    """Who is calling: a signed-in user (with their session) or an API key.
 
-    user: User
-    session_id: PydanticObjectId
+    `id` is what the caller's writes record as `_owner` and what the `owner` grant matches.
+    """
+
+    id: str
+    roles: tuple[str, ...]
+    user: User | None = None
+    session_id: PydanticObjectId | None = None
+    api_key: ApiKey | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_ROLE in self.roles
 
 
 def parse_object_id(value: str) -> PydanticObjectId | None:
@@ -53,11 +66,23 @@ def parse_object_id(value: str) -> PydanticObjectId | None:
         return None
 
 
+async def _key_principal(key: str) -> Principal:
+    api_key = await ApiKey.find_one(ApiKey.key_hash == security.hash_token(key))
+    # Revoked keys are deleted; expiry is checked here as TTL clean-up is not immediate.
+    if api_key is None or (
+        api_key.expires_at is not None and api_key.expires_at <= datetime.now(UTC)
+    ):
+        raise unauthorized("Invalid or expired API key")
+    return Principal(id=str(api_key.id), roles=tuple(api_key.roles), api_key=api_key)
+
+
 async def optional_principal(
-    settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal | None:
     if token is None:
-        return None
+        return await _key_principal(api_key) if api_key else None
     try:
         claims = security.decode_access_token(
             token, key=settings.signing_key(), issuer=settings.issuer, audience=settings.audience
@@ -72,7 +97,7 @@ async def optional_principal(
     user, live = await asyncio.gather(User.get(user_id), session_is_live(session_id, user_id))
     if user is None or user.disabled or not live:
         raise unauthorized("Invalid or expired access token")
-    return Principal(user=user, session_id=session_id)
+    return Principal(id=str(user.id), roles=tuple(user.roles), user=user, session_id=session_id)
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
@@ -88,19 +113,21 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 async def current_user(principal: CurrentPrincipal) -> User:
+    if principal.user is None:
+        raise Problem(403, "This route is for signed-in users, not API keys")
     return principal.user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-async def admin_user(user: CurrentUser) -> User:
-    if not user.is_admin:
+async def admin_principal(principal: CurrentPrincipal) -> Principal:
+    if not principal.is_admin:
         raise Problem(403, "Administrator role required")
-    return user
+    return principal
 
 
-AdminUser = Annotated[User, Depends(admin_user)]
+AdminUser = Annotated[Principal, Depends(admin_principal)]
 
 
 async def target_user(user_id: str, _: AdminUser) -> User:

@@ -24,7 +24,7 @@ class Access:
 
     @property
     def is_admin(self) -> bool:
-        return self.principal is not None and self.principal.user.is_admin
+        return self.principal is not None and self.principal.is_admin
 
     @property
     def hidden(self) -> tuple[str, ...]:

@@ -391,4 +391,3 @@ class _PipelineChecker:
         out["pipeline"] = prefix + checked
         out["as"] = as_name
         return out
-

@@ -11,7 +11,7 @@ Action = Literal["list", "read", "create", "update", "delete"]
 
 def caller_id(principal: Principal | None) -> str | None:
     """The id written to `_owner` and matched by the `owner` grant."""
-    return str(principal.user.id) if principal is not None else None
+    return principal.id if principal is not None else None
 
 
 def _grants_fully(grant: str, principal: Principal | None) -> bool:
@@ -21,7 +21,7 @@ def _grants_fully(grant: str, principal: Principal | None) -> bool:
         return False
     if grant == "authenticated":
         return True
-    return grant.startswith("role:") and grant.removeprefix("role:") in principal.user.roles
+    return grant.startswith("role:") and grant.removeprefix("role:") in principal.roles
 
 
 def rule_filter(rules: Rules, action: Action, principal: Principal | None) -> dict | None:
@@ -29,7 +29,7 @@ def rule_filter(rules: Rules, action: Action, principal: Principal | None) -> di
 
     `{}` admits every document; `{"_owner": id}` only the caller's own.
     """
-    if principal is not None and principal.user.is_admin:
+    if principal is not None and principal.is_admin:
         return {}
     grants: list[str] = getattr(rules, action)
     if any(_grants_fully(grant, principal) for grant in grants):

@@ -54,7 +54,7 @@ def to_utc_datetime(value: str) -> datetime:
     fraction = match[1] or ""  # fromisoformat takes at most microseconds
     value = value.replace(fraction, fraction[:7].ljust(7, "0")) if fraction else value
     try:
-        return datetime.fromisoformat(value.upper())
+        return datetime.fromisoformat(value.upper()).astimezone(UTC)
     except (ValueError, OverflowError):
         raise _error("date_time", "Input should be a valid date-time") from None
 

@@ -155,7 +155,7 @@ class _Compiler:
         if "enum" in schema:
             annotation = self.enum(schema["enum"], annotation, [*path, "enum"], types)
         if "default" in schema:
-            self.check_values(annotation, {"default": schema["default"]}, path, "Default")
+            pass
         spec = FieldSpec(frozenset(types), items, write_only, schema.get("format"))
         return _Node(annotation, spec, children)
 

@@ -2,11 +2,12 @@
 
 from beanie import Document
 
+from documents.api_keys import ApiKey
 from documents.collections import CollectionDef
 from documents.rate_limits import RateCounter
 from documents.sessions import Session
 from documents.users import User
 
-MODELS: list[type[Document]] = [User, Session, RateCounter, CollectionDef]
+MODELS: list[type[Document]] = [User, Session, RateCounter, CollectionDef, ApiKey]
 
-__all__ = ["MODELS", "CollectionDef", "RateCounter", "Session", "User"]
+__all__ = ["MODELS", "ApiKey", "CollectionDef", "RateCounter", "Session", "User"]

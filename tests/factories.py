@@ -1,11 +1,18 @@
 """Small async factories for the objects tests need: accounts, tokens, admins."""
 
 import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
-from httpx import AsyncClient
+from asgi_lifespan import LifespanManager
+from beanie import init_beanie
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
 
 from api.bootstrap import ensure_admin
+from documents import MODELS
 
 PASSWORD = "correct horse battery"
 _numbers = itertools.count(1)
@@ -52,3 +59,52 @@ async def admin(client: AsyncClient) -> Account:
     email = unique_email("admin")
     await ensure_admin(email, PASSWORD)
     return await login(client, email)
+
+
+def bearer(access_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+async def patch_user(client: AsyncClient, boss: Account, user_id: str, **changes: Any) -> dict:
+    """An admin's change to another account, which must succeed."""
+    response = await client.patch(f"/v1/users/{user_id}", json=changes, headers=boss.headers)
+    assert response.status_code == 200, response.text
+    body: dict = response.json()
+    return body
+
+
+@asynccontextmanager
+async def another_app(application: FastAPI, restore: FastAPI) -> AsyncIterator[AsyncClient]:
+    """Serves a second app (other settings, extra routes) inside its lifespan.
+
+    Beanie binds the models process-wide, so the second lifespan rebinds them to its own client
+    and closes it on exit; afterwards they are bound back to the session app's client.
+    """
+    try:
+        async with LifespanManager(application):
+            transport = ASGITransport(app=application, raise_app_exceptions=False)
+            async with AsyncClient(transport=transport, base_url="http://cabinet.test") as http:
+                yield http
+    finally:
+        database = restore.state.mongo[restore.state.settings.database]
+        await init_beanie(database=database, document_models=MODELS)
+
+
+async def create_collection(
+    client: AsyncClient,
+    boss: Account,
+    name: str,
+    schema: dict,
+    rules: dict | None = None,
+    indexes: list | None = None,
+) -> dict:
+    """An admin's new collection definition, which must be created."""
+    body: dict[str, Any] = {"name": name, "schema": schema}
+    if rules is not None:
+        body["rules"] = rules
+    if indexes is not None:
+        body["indexes"] = indexes
+    response = await client.post("/v1/collections", json=body, headers=boss.headers)
+    assert response.status_code == 201, response.text
+    created: dict = response.json()
+    return created

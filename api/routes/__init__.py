@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter
 
-from api.routes import aggregate, auth, collections, documents, health, queries, users
+from api.routes import aggregate, api_keys, auth, collections, documents, health, queries, users
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
+api_router.include_router(api_keys.router)
 api_router.include_router(collections.router)
 api_router.include_router(queries.router)
 api_router.include_router(documents.router)

@@ -140,6 +140,8 @@ async def change_password(
 ) -> None:
     """Change the password and end every other session of this user."""
     user = principal.user
+    if user is None:
+        raise Problem(403, "This route is for signed-in users, not API keys")
     requests, window = settings.login_limit
     await hit(f"password:{user.id}", Limit(requests, window))
     if not await passwords.verify_password(user.password_hash, body.current_password):

@@ -44,9 +44,7 @@ async def _apply_indexes(collection: Collection) -> None:
     try:
         await sync_indexes(collection)
     except (DuplicateKeyError, OperationFailure) as error:
-        raise Problem(
-            409, "Existing documents hold duplicate values for a unique index"
-        ) from error
+        raise Problem(409, "Existing documents hold duplicate values for a unique index") from error
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

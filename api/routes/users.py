@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from api import sessions
 from api.cursors import CursorError, decode_cursor, encode_cursor, query_fingerprint
-from api.deps import AdminUser, SettingsDep, TargetUser
+from api.deps import AdminUser, Principal, SettingsDep, TargetUser
 from api.problems import Problem
 from documents.users import ADMIN_ROLE, User, UserAdminUpdate, UserPublic
 
@@ -49,8 +49,8 @@ async def read_user(user: TargetUser) -> UserPublic:
     return UserPublic.of(user)
 
 
-def _refuse_self_lockout(admin: User, target: User, changes: dict) -> None:
-    if admin.id != target.id:
+def _refuse_self_lockout(admin: Principal, target: User, changes: dict) -> None:
+    if admin.id != str(target.id):
         return
     if changes.get("disabled") or ("roles" in changes and ADMIN_ROLE not in changes["roles"]):
         raise Problem(409, "Administrators cannot disable themselves or drop their own admin role")
@@ -74,7 +74,7 @@ async def update_user(body: UserAdminUpdate, user: TargetUser, admin: AdminUser)
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_user(user: TargetUser, admin: AdminUser) -> None:
     """Delete an account and end all its sessions."""
-    if admin.id == user.id:
+    if admin.id == str(user.id):
         raise Problem(409, "Administrators cannot delete themselves")
     assert user.id is not None
     await sessions.revoke_user_sessions(user.id)

@@ -1,0 +1,78 @@
+"""API keys for servers and import jobs (admins only); a key is shown once, when created."""
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel
+
+from api import security
+from api.cursors import CursorError, decode_cursor, encode_cursor, query_fingerprint
+from api.deps import AdminUser, SettingsDep, parse_object_id
+from api.problems import Problem, not_found
+from documents.api_keys import ApiKey, ApiKeyCreate, ApiKeyIssued, ApiKeyPublic
+from documents.users import utc_now
+
+router = APIRouter(prefix="/api-keys", tags=["api keys"])
+KEYS_QUERY = query_fingerprint("api-keys", "_id")
+KEY_PREFIX = "cab_"
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyPublic]
+    next_cursor: str | None
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_api_key(body: ApiKeyCreate, _: AdminUser) -> ApiKeyIssued:
+    """Issue a key; its secret is in this response only and is stored as a hash."""
+    if body.expires_at is not None and body.expires_at <= utc_now():
+        raise Problem(
+            422,
+            "expires_at must be in the future",
+            errors=[{"loc": ["body", "expires_at"], "msg": "must be in the future"}],
+        )
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(
+        name=body.name,
+        roles=list(dict.fromkeys(body.roles)),
+        key_hash=security.hash_token(secret),
+        expires_at=body.expires_at,
+    )
+    await key.insert()
+    return ApiKeyIssued(**ApiKeyPublic.of(key).model_dump(), key=secret)
+
+
+@router.get("")
+async def list_api_keys(
+    _: AdminUser,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+) -> ApiKeyList:
+    """The keys issued, without their secrets."""
+    query: dict = {}
+    if cursor:
+        try:
+            (after,) = decode_cursor(cursor, KEYS_QUERY, settings.signing_key())
+        except (CursorError, ValueError) as error:
+            raise Problem(400, "Invalid cursor") from error
+        query = {"_id": {"$gt": after}}
+    keys = await ApiKey.find(query).sort("+_id").limit(limit + 1).to_list()
+    page = keys[:limit]
+    next_cursor = (
+        encode_cursor([page[-1].id], KEYS_QUERY, settings.signing_key())
+        if len(keys) > limit
+        else None
+    )
+    return ApiKeyList(items=[ApiKeyPublic.of(key) for key in page], next_cursor=next_cursor)
+
+
+@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_api_key(key_id: str, _: AdminUser) -> None:
+    """Revoke a key; requests carrying it are refused from now on."""
+    parsed = parse_object_id(key_id)
+    key = await ApiKey.get(parsed) if parsed is not None else None
+    if key is None:
+        raise not_found("API key not found")
+    await key.delete()
