@@ -74,9 +74,8 @@ async def aggregate(access: Access, request: AggregateRequest, max_results: int)
         )
     except PipelineError as error:
         raise Problem(400, str(error)) from error
-    prefix: list[dict] = []
-    if access.narrowing:
-        prefix.append({"$match": access.narrowing})
+    # The rule filter always comes first, even when it admits everything.
+    prefix: list[dict] = [{"$match": access.narrowing}]
     if access.hidden:
         prefix.append({"$unset": list(access.hidden)})
     # One more than allowed tells "exactly the cap" apart from "more than the cap".

@@ -171,6 +171,11 @@ def _check_reference(value: str, pos: str, scope: ExpressionScope) -> str:
             raise PipelineError(f"{pos}: variable $${name} is not allowed")
         if dot:
             check_field_path(path, pos, scope.hidden if name in DOCUMENT_VARIABLES else frozenset())
+        if name == "ROOT":
+            # The same document in every pipeline Cabinet runs (CURRENT is never rebound), but
+            # the embedded database reads `$$ROOT` from storage, past the rule-filter stages;
+            # `$$CURRENT` is the document as those stages left it on every server.
+            return "$$CURRENT" + value[6:]
     elif value.startswith("$"):
         check_field_path(value[1:], pos, scope.hidden)
     return value

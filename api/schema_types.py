@@ -1,7 +1,7 @@
 """The pydantic types a compiled collection schema is assembled from, and the checks they run.
 
-Everything here runs on every write, so the work is left to pydantic wherever it can do it.
-Failures are PydanticCustomError so they surface as ordinary errors with a location.
+The checks run on every write, so pydantic does the work wherever it can; they fail with
+PydanticCustomError so that failures surface as ordinary errors with a location.
 """
 
 import math
@@ -94,10 +94,7 @@ def json_type(value: object) -> str | None:
 
 
 def value_key(value: object, depth: int = 0) -> Hashable:
-    """Equal keys exactly for equal JSON values: `true` is not `1`, `1.0` is `1`, key order is moot.
-
-    Python's own equality would merge `true` with `1`.
-    """
+    """Equal keys for equal JSON values: `true` is not `1`, `1.0` is `1`, key order is moot."""
     if isinstance(value, bool | str) or value is None:
         return (type(value).__name__, value)
     if isinstance(value, int | float):

@@ -15,7 +15,7 @@ from pydantic import MISSING, BaseModel, Field, TypeAdapter, ValidationError, cr
 from pydantic_core import SchemaError as CoreSchemaError
 from pydantic_core import SchemaValidator, core_schema
 
-from api import schema_types as types_
+from api import schema_types
 from api.fields import JSON_TYPES, FieldSpec
 
 MAX_DEPTH = 8
@@ -60,7 +60,7 @@ class CompiledSchema:
         try:
             document = self.model.model_validate(data)
         except ValidationError as exc:
-            raise DocumentInvalid(types_.document_errors(exc)) from None
+            raise DocumentInvalid(schema_types.document_errors(exc)) from None
         return document.model_dump(by_alias=True)
 
 
@@ -121,6 +121,7 @@ class _Compiler:
         types = self.types(schema, path)
         if types is None:
             return None
+        self.check_keywords(schema, path, types)
         level += bool(types & {"object", "array"})
         if level > MAX_DEPTH:
             self.fail(path, f"Objects and arrays may nest at most {MAX_DEPTH} levels deep")
@@ -140,9 +141,9 @@ class _Compiler:
         if types & {"integer", "number"}:
             low, high = self.limits(schema, "minimum", "maximum", path, self.bound)
             if "integer" in types:
-                members["integer"] = types_.integer_type(low, high)
+                members["integer"] = schema_types.integer_type(low, high)
             if "number" in types:
-                members["number"] = types_.number_type(low, high)
+                members["number"] = schema_types.number_type(low, high)
         if "array" in types:
             members["array"], items, children = self.array(schema, path, level, write_only)
         if "object" in types:
@@ -151,11 +152,11 @@ class _Compiler:
                 children[name] = _merge(children[name], spec) if name in children else spec
         if len(self.errors) > errors_before:
             return None
-        annotation = types_.union_type(members, "null" in types)
+        annotation = schema_types.union_type(members, "null" in types)
         if "enum" in schema:
             annotation = self.enum(schema["enum"], annotation, [*path, "enum"], types)
         if "default" in schema:
-            pass
+            self.check_values(annotation, {"default": schema["default"]}, path, "Default")
         spec = FieldSpec(frozenset(types), items, write_only, schema.get("format"))
         return _Node(annotation, spec, children)
 
@@ -169,15 +170,17 @@ class _Compiler:
         if len(set(names)) != len(names):
             self.fail([*path, "type"], "type should not repeat a type")
             return None
+        return frozenset(names)
+
+    def check_keywords(self, schema: dict, path: list, types: frozenset[str]) -> None:
         for key in schema:
             applies = _TYPED_KEYWORDS.get(key)
             if key in _GENERIC_KEYWORDS:
                 continue
             if applies is None:
                 self.fail([*path, key], f"Unknown keyword {key[:70]!r}")
-            elif not set(applies.split(" or ")) & set(names):
+            elif not set(applies.split(" or ")) & types:
                 self.fail([*path, key], f"{key} applies only to type {applies}")
-        return frozenset(names)
 
     def limits(self, schema: dict, low: str, high: str, path: list, read: Any) -> tuple:
         lo, hi = read(schema, low, path), read(schema, high, path)
@@ -204,10 +207,12 @@ class _Compiler:
         pattern, fmt = schema.get("pattern"), schema.get("format")
         if "pattern" in schema:
             pattern = self.pattern(pattern, [*path, "pattern"])
-        if "format" in schema and (not isinstance(fmt, str) or fmt not in types_.FORMATS):
-            self.fail([*path, "format"], f"format should be one of {', '.join(types_.FORMATS)}")
+        if "format" in schema and (not isinstance(fmt, str) or fmt not in schema_types.FORMATS):
+            self.fail(
+                [*path, "format"], f"format should be one of {', '.join(schema_types.FORMATS)}"
+            )
             return str
-        return types_.string_type(low, high, pattern, fmt)
+        return schema_types.string_type(low, high, pattern, fmt)
 
     def pattern(self, pattern: Any, path: list) -> str | None:
         if not isinstance(pattern, str) or len(pattern) > MAX_PATTERN_LENGTH:
@@ -224,7 +229,7 @@ class _Compiler:
 
     def array(self, schema: dict, path: list, level: int, write_only: bool) -> tuple:
         low, high = self.limits(schema, "minItems", "maxItems", path, self.count)
-        items, spec, children = types_.JSON_VALUE, None, {}
+        items, spec, children = schema_types.JSON_VALUE, None, {}
         if "items" in schema:
             node = self.node(schema["items"], [*path, "items"], level, write_only)
             if node is not None:
@@ -232,7 +237,7 @@ class _Compiler:
         unique = schema.get("uniqueItems", False)
         if not isinstance(unique, bool):
             self.fail([*path, "uniqueItems"], "uniqueItems should be true or false")
-        return types_.array_type(items, low, high, unique is True), spec, children
+        return schema_types.array_type(items, low, high, unique is True), spec, children
 
     def object(self, schema: dict, path: list, level: int, write_only: bool) -> tuple:
         properties, required = schema.get("properties", {}), schema.get("required", [])
@@ -250,8 +255,8 @@ class _Compiler:
         paths: dict[str, FieldSpec] = {}
         for index, (name, sub) in enumerate(properties.items()):
             where = [*path, "properties", name]
-            if not types_.FIELD_NAME.fullmatch(name):
-                self.fail(where, types_.bad_name_msg(name))
+            if not schema_types.FIELD_NAME.fullmatch(name):
+                self.fail(where, schema_types.bad_name_msg(name))
                 continue
             node = self.node(sub, where, level, write_only)
             if node is None:
@@ -268,9 +273,9 @@ class _Compiler:
             else:  # an absent optional field stays absent in the output
                 fields[f"f{index}"] = (node.annotation | MISSING, Field(MISSING, alias=name))
         if schema.get("additionalProperties") is True:
-            base: type[BaseModel] = types_.OpenObject
+            base: type[BaseModel] = schema_types.OpenObject
         else:
-            base = types_.ClosedObject
+            base = schema_types.ClosedObject
         # Python names stay neutral; JSON names ride on aliases so "json" or "copy" can't clash.
         return create_model("Document" if level == 1 else "Object", __base__=base, **fields), paths
 
@@ -289,11 +294,11 @@ class _Compiler:
             self.fail(path, "enum applies only to string, integer, number, boolean and null")
         elif not isinstance(values, list) or not values:
             self.fail(path, "enum should be a non-empty list")
-        elif len({types_.value_key(v) for v in values}) != len(values):
+        elif len({schema_types.value_key(v) for v in values}) != len(values):
             self.fail(path, "enum should not repeat a value")
         else:
             self.check_values(annotation, dict(enumerate(values)), path, "Enum value")
-            return types_.enum_type(annotation, values)
+            return schema_types.enum_type(annotation, values)
         return annotation
 
     def check_values(self, annotation: Any, values: dict, path: list, what: str) -> None:
@@ -301,12 +306,12 @@ class _Compiler:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             adapter: TypeAdapter = TypeAdapter(annotation)
         else:
-            adapter = TypeAdapter(annotation, config=types_.MODEL_CONFIG)
+            adapter = TypeAdapter(annotation, config=schema_types.MODEL_CONFIG)
         for key, value in values.items():
             try:
                 adapter.validate_python(value)
             except ValidationError as exc:
-                for error in types_.document_errors(exc):
+                for error in schema_types.document_errors(exc):
                     self.fail([*path, key, *error["loc"]], f"{what} is invalid: {error['msg']}")
 
 
