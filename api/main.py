@@ -8,7 +8,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from api import passwords
 from api.database import connect
-from api.middleware import RequestContextMiddleware
+from api.middleware import BodyPolicyMiddleware, RequestContextMiddleware
 from api.problems import install_problem_handlers
 from api.routes import api_router
 from api.settings import Settings, get_settings
@@ -57,5 +57,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
             expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
         )
+    app.add_middleware(BodyPolicyMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -9,13 +9,15 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import PROBLEM_MEDIA_TYPE, problem_body
+from api.problems import PROBLEM_MEDIA_TYPE, Problem, problem_body, problem_response
 
 logger = logging.getLogger("cabinet")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # The interactive docs load their own scripts and styles; every other response is plain data.
 DOCS_PATHS = ("/docs", "/redoc")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# Routes whose bodies are not JSON: the OAuth2 sign-in form and file imports.
+FREE_FORM_SUFFIXES = ("/auth/token", "/import")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -91,3 +93,69 @@ class RequestContextMiddleware:
                     "ms": round((time.perf_counter() - started) * 1000, 1),
                 },
             )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class BodyPolicyMiddleware:
+    """Refuses a body that is not JSON (415) or is larger than the limit (413), whether it
+    declares its size or streams past it. The sign-in form and imports (CSV, NDJSON, with
+    their own limit) are exempt.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            path: str = scope["path"]
+            has_body = _header(scope, b"content-length") not in (None, "0") or (
+                _header(scope, b"transfer-encoding") is not None
+            )
+            exempt = path.endswith(FREE_FORM_SUFFIXES)
+            declared = _header(scope, b"content-length")
+            response = None
+            if has_body and not exempt and not _is_json(_header(scope, b"content-type") or ""):
+                response = problem_response(415, "Send the request body as application/json")
+            elif (
+                not exempt
+                and declared
+                and declared.isdigit()
+                and int(declared) > self.max_body_bytes
+            ):
+                response = problem_response(
+                    413, f"The request body is larger than {self.max_body_bytes} bytes"
+                )
+            if response is not None:
+                await response(scope, receive, send)
+                return
+            if not exempt:
+                receive = self._counting(receive)
+        await self.app(scope, receive, send)
+
+    def _counting(self, receive: Receive) -> Receive:
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                # An HTTPException passes through FastAPI's body parsing to the 413 handler.
+                raise Problem(413, f"The request body is larger than {self.max_body_bytes} bytes")
+            return message
+
+        return counted

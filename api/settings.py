@@ -35,13 +35,15 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     issuer: str = "cabinet"
     audience: str = "cabinet-api"
+    # JSON request bodies larger than this are refused with 413 (imports have their own limit).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024**3)
     # Every database query carries this server-side limit (maxTimeMS); past it the client gets 504.
     query_timeout_ms: int = Field(default=5_000, ge=10, le=600_000)
     # An aggregation returning more is refused (400), never silently cut short.
     aggregate_max_results: int = Field(default=10_000, ge=1, le=1_000_000)
     # Import bodies are streamed, so this bounds the work of one request, not its memory.
     import_max_bytes: int = Field(default=1024**3, ge=1)
-    # An export reads the whole (filtered) collection; each of its cursor batches gets this limit.
+    # An export reads a whole (filtered) collection, so its query gets a longer server-side limit.
     export_timeout_ms: int = Field(default=300_000, ge=10, le=3_600_000)
 
     @field_validator("mongodb_url", "secret_key", "admin_email", "admin_password", mode="before")

@@ -2,7 +2,17 @@
 
 from fastapi import APIRouter
 
-from api.routes import aggregate, api_keys, auth, collections, documents, health, queries, users
+from api.routes import (
+    aggregate,
+    api_keys,
+    auth,
+    collections,
+    documents,
+    health,
+    queries,
+    transfer,
+    users,
+)
 
 api_router = APIRouter()
 api_router.include_router(health.router)
@@ -14,3 +24,4 @@ api_router.include_router(queries.router)
 api_router.include_router(documents.router)
 api_router.include_router(documents.bulk_router)
 api_router.include_router(aggregate.router)
+api_router.include_router(transfer.router)

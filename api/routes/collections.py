@@ -2,18 +2,23 @@
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel
-from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from api.catalog import Collection, bind, index_problems, sync_indexes
+from api.catalog import Collection, bind
+from api.collection_admin import (
+    apply_indexes,
+    check_indexes,
+    compile_definition_schema,
+    drop_collection,
+)
+from api.collection_admin import create_collection as create_collection_definition
 from api.deps import AdminUser, CollectionDep
 from api.problems import Problem
-from api.schemas import CompiledSchema, DocumentInvalid, SchemaError, compile_schema
+from api.schemas import CompiledSchema, DocumentInvalid
 from documents.collections import (
     CollectionCreate,
     CollectionDef,
     CollectionPublic,
     CollectionUpdate,
-    IndexSpec,
 )
 from documents.users import utc_now
 
@@ -26,44 +31,10 @@ class CollectionList(BaseModel):
     next_cursor: str | None = None
 
 
-def _compile(schema: dict) -> CompiledSchema:
-    try:
-        return compile_schema(schema)
-    except SchemaError as error:
-        errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in error.errors]
-        raise Problem(422, "The schema is not valid", errors=errors) from error
-
-
-def _check_indexes(indexes: list[IndexSpec], compiled: CompiledSchema) -> None:
-    problems = index_problems(indexes, compiled.fields)
-    if problems:
-        raise Problem(422, "The indexes are not valid", errors=problems)
-
-
-async def _apply_indexes(collection: Collection) -> None:
-    try:
-        await sync_indexes(collection)
-    except (DuplicateKeyError, OperationFailure) as error:
-        raise Problem(409, "Existing documents hold duplicate values for a unique index") from error
-
-
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_collection(body: CollectionCreate, _: AdminUser) -> CollectionPublic:
     """Define a new collection: its schema, access rules and indexes."""
-    compiled = _compile(body.schema_)
-    _check_indexes(body.indexes, compiled)
-    definition = CollectionDef(
-        name=body.name, schema=body.schema_, rules=body.rules, indexes=body.indexes
-    )
-    try:
-        await definition.insert()
-    except DuplicateKeyError as error:
-        raise Problem(409, f"A collection named '{body.name}' already exists") from error
-    try:
-        await _apply_indexes(bind(definition))
-    except Problem:
-        await definition.delete()
-        raise
+    definition = await create_collection_definition(body)
     return CollectionPublic.of(definition)
 
 
@@ -103,9 +74,9 @@ async def update_collection(
     definition = collection.definition
     changes = body.model_dump(exclude_unset=True, by_alias=True)
     schema = body.schema_ if body.schema_ is not None else definition.schema_
-    compiled = _compile(schema)
+    compiled = compile_definition_schema(schema)
     indexes = body.indexes if body.indexes is not None else definition.indexes
-    _check_indexes(indexes, compiled)
+    check_indexes(indexes, compiled)
     if body.schema_ is not None:
         misfits = await _misfits(collection, compiled)
         if misfits:
@@ -129,12 +100,11 @@ async def update_collection(
     changed = await CollectionDef.get(definition.id)
     assert changed is not None
     if "indexes" in changes:
-        await _apply_indexes(bind(changed))
+        await apply_indexes(bind(changed))
     return CollectionPublic.of(changed)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_collection(collection: CollectionDep, _: AdminUser) -> None:
     """Drop a collection with all its documents."""
-    await collection.definition.delete()
-    await collection.storage.drop()
+    await drop_collection(collection)

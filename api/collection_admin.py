@@ -1,0 +1,55 @@
+"""Defining a collection from a definition: shared by the collections route and `seed/`."""
+
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+from api.catalog import Collection, bind, index_problems, sync_indexes
+from api.problems import Problem
+from api.schemas import CompiledSchema, SchemaError, compile_schema
+from documents.collections import CollectionCreate, CollectionDef, IndexSpec
+
+
+def compile_definition_schema(schema: dict) -> CompiledSchema:
+    """The compiled schema, or 422 naming every problem in it."""
+    try:
+        return compile_schema(schema)
+    except SchemaError as error:
+        errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in error.errors]
+        raise Problem(422, "The schema is not valid", errors=errors) from error
+
+
+def check_indexes(indexes: list[IndexSpec], compiled: CompiledSchema) -> None:
+    problems = index_problems(indexes, compiled.fields)
+    if problems:
+        raise Problem(422, "The indexes are not valid", errors=problems)
+
+
+async def apply_indexes(collection: Collection) -> None:
+    try:
+        await sync_indexes(collection)
+    except (DuplicateKeyError, OperationFailure) as error:
+        raise Problem(409, "Existing documents hold duplicate values for a unique index") from error
+
+
+async def create_collection(body: CollectionCreate) -> CollectionDef:
+    """Stores a new definition and builds its indexes; 422 if invalid, 409 if the name is taken."""
+    compiled = compile_definition_schema(body.schema_)
+    check_indexes(body.indexes, compiled)
+    definition = CollectionDef(
+        name=body.name, schema=body.schema_, rules=body.rules, indexes=body.indexes
+    )
+    try:
+        await definition.insert()
+    except DuplicateKeyError as error:
+        raise Problem(409, f"A collection named '{body.name}' already exists") from error
+    try:
+        await apply_indexes(bind(definition))
+    except Problem:
+        await definition.delete()
+        raise
+    return definition
+
+
+async def drop_collection(collection: Collection) -> None:
+    """Removes the definition, then the documents with their indexes."""
+    await collection.definition.delete()
+    await collection.storage.drop()
