@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 
-from api import security
+from api import audit, security
 from api.problems import unauthorized
 from api.settings import Settings
 from documents.sessions import Session, TokenPair
@@ -50,7 +50,7 @@ def _is_live(session: dict) -> bool:
     )
 
 
-async def rotate_session(refresh_token: str, settings: Settings) -> TokenPair:
+async def rotate_session(refresh_token: str, settings: Settings, address: str) -> TokenPair:
     """Swaps a refresh token for a new pair; a replayed, spent token revokes its whole session."""
     presented = security.hash_token(refresh_token)
     new_token = security.new_refresh_token()
@@ -70,7 +70,13 @@ async def rotate_session(refresh_token: str, settings: Settings) -> TokenPair:
         if user is None or user.disabled:
             raise unauthorized(INVALID_REFRESH)
         return _token_pair(str(user.id), str(rotated["_id"]), new_token, settings)
-    await sessions.update_one({"spent_hashes": presented}, {"$set": {"revoked": True}})
+    replayed = await sessions.find_one_and_update(
+        {"spent_hashes": presented}, {"$set": {"revoked": True}}, {"user_id": 1}
+    )
+    if replayed is not None:
+        await audit.record(
+            "refresh.reuse", actor=replayed["user_id"], target=str(replayed["_id"]), address=address
+        )
     raise unauthorized(INVALID_REFRESH)
 
 

@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
-from api import security
+from api import audit, security
 from api.cursors import CursorError, decode_cursor, encode_cursor, query_fingerprint
-from api.deps import AdminUser, SettingsDep, parse_object_id
+from api.deps import AdminUser, ClientAddress, SettingsDep, parse_object_id
 from api.problems import Problem, not_found
 from documents.api_keys import ApiKey, ApiKeyCreate, ApiKeyIssued, ApiKeyPublic
 from documents.users import utc_now
@@ -24,7 +24,9 @@ class ApiKeyList(BaseModel):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_api_key(body: ApiKeyCreate, _: AdminUser) -> ApiKeyIssued:
+async def create_api_key(
+    body: ApiKeyCreate, admin: AdminUser, address: ClientAddress
+) -> ApiKeyIssued:
     """Issue a key; its secret is in this response only and is stored as a hash."""
     if body.expires_at is not None and body.expires_at <= utc_now():
         raise Problem(
@@ -40,6 +42,13 @@ async def create_api_key(body: ApiKeyCreate, _: AdminUser) -> ApiKeyIssued:
         expires_at=body.expires_at,
     )
     await key.insert()
+    await audit.record(
+        "apikey.create",
+        actor=admin.id,
+        target=str(key.id),
+        address=address,
+        detail={"name": key.name, "roles": key.roles},
+    )
     return ApiKeyIssued(**ApiKeyPublic.of(key).model_dump(), key=secret)
 
 
@@ -69,10 +78,13 @@ async def list_api_keys(
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_api_key(key_id: str, _: AdminUser) -> None:
+async def revoke_api_key(key_id: str, admin: AdminUser, address: ClientAddress) -> None:
     """Revoke a key; requests carrying it are refused from now on."""
     parsed = parse_object_id(key_id)
     key = await ApiKey.get(parsed) if parsed is not None else None
     if key is None:
         raise not_found("API key not found")
     await key.delete()
+    await audit.record(
+        "apikey.revoke", actor=admin.id, target=key_id, address=address, detail={"name": key.name}
+    )

@@ -7,7 +7,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
-from api import passwords, sessions
+from api import audit, passwords, sessions
 from api.deps import ClientAddress, CurrentPrincipal, CurrentUser, SettingsDep
 from api.problems import Problem, unauthorized
 from api.rate_limits import Limit, hit
@@ -49,9 +49,12 @@ async def _sign_in(email: str, password: str, address: str, settings: Settings) 
     user = await User.find_one(User.email == email)
     valid = await passwords.verify_password(user.password_hash if user else None, password)
     if user is None or not valid or user.disabled:
+        actor = str(user.id) if user is not None else None
+        await audit.record("login.failed", actor=actor, address=address, detail={"email": email})
         raise unauthorized(INVALID_LOGIN)
     if passwords.needs_rehash(user.password_hash):
         await user.set({User.password_hash: await passwords.hash_password(password)})
+    await audit.record("login.ok", actor=str(user.id), address=address)
     return await sessions.start_session(user, settings)
 
 
@@ -108,7 +111,7 @@ async def refresh(
 ) -> TokenPair:
     """Exchange a refresh token for a new pair; the old refresh token stops working."""
     await hit(f"refresh:{address}", _address_limit(settings))
-    tokens = await sessions.rotate_session(body.refresh_token, settings)
+    tokens = await sessions.rotate_session(body.refresh_token, settings, address)
     _no_store(response)
     return tokens
 
@@ -136,7 +139,7 @@ async def update_me(body: UserSelfUpdate, user: CurrentUser) -> UserPublic:
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
 async def change_password(
-    body: PasswordChange, principal: CurrentPrincipal, settings: SettingsDep
+    body: PasswordChange, principal: CurrentPrincipal, settings: SettingsDep, address: ClientAddress
 ) -> None:
     """Change the password and end every other session of this user."""
     user = principal.user
@@ -149,3 +152,4 @@ async def change_password(
     await user.set({User.password_hash: await passwords.hash_password(body.new_password)})
     assert user.id is not None
     await sessions.revoke_user_sessions(user.id, except_session=principal.session_id)
+    await audit.record("password.change", actor=principal.id, target=principal.id, address=address)

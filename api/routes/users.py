@@ -5,9 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
-from api import sessions
+from api import audit, sessions
 from api.cursors import CursorError, decode_cursor, encode_cursor, query_fingerprint
-from api.deps import AdminUser, Principal, SettingsDep, TargetUser
+from api.deps import AdminUser, ClientAddress, Principal, SettingsDep, TargetUser
 from api.problems import Problem
 from documents.users import ADMIN_ROLE, User, UserAdminUpdate, UserPublic
 
@@ -57,7 +57,9 @@ def _refuse_self_lockout(admin: Principal, target: User, changes: dict) -> None:
 
 
 @router.patch("/{user_id}")
-async def update_user(body: UserAdminUpdate, user: TargetUser, admin: AdminUser) -> UserPublic:
+async def update_user(
+    body: UserAdminUpdate, user: TargetUser, admin: AdminUser, address: ClientAddress
+) -> UserPublic:
     """Change an account's name, roles or disabled flag; it applies to its tokens at once."""
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if "roles" in changes:
@@ -68,14 +70,25 @@ async def update_user(body: UserAdminUpdate, user: TargetUser, admin: AdminUser)
     if changes.get("disabled"):
         assert user.id is not None
         await sessions.revoke_user_sessions(user.id)
+    if changes:
+        await audit.record(
+            "user.update", actor=admin.id, target=str(user.id), address=address, detail=changes
+        )
     return UserPublic.of(user)
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_user(user: TargetUser, admin: AdminUser) -> None:
+async def delete_user(user: TargetUser, admin: AdminUser, address: ClientAddress) -> None:
     """Delete an account and end all its sessions."""
     if admin.id == str(user.id):
         raise Problem(409, "Administrators cannot delete themselves")
     assert user.id is not None
     await sessions.revoke_user_sessions(user.id)
     await user.delete()
+    await audit.record(
+        "user.delete",
+        actor=admin.id,
+        target=str(user.id),
+        address=address,
+        detail={"email": user.email},
+    )
