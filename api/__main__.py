@@ -1,5 +1,6 @@
 """`python -m api`: start the embedded database if no URL is set, prepare, then serve."""
 
+import argparse
 import asyncio
 import logging.config
 import os
@@ -14,13 +15,24 @@ from api.database import connect
 from api.embedded import EmbeddedDatabase
 from api.logs import configure_logging
 from api.settings import Settings
+from documents.collections import CollectionDef
 
 
-async def _prepare(settings: Settings) -> None:
+async def _load_demo_if_empty() -> str | None:
+    """Loads the demo data set into a database with no collections yet; what it did, if anything."""
+    if await CollectionDef.find_one({}) is not None:
+        return None
+    from seed.demo import load_demo  # the API itself never needs the demo data
+
+    return (await load_demo()).summary()
+
+
+async def _prepare(settings: Settings, demo: bool) -> None:
     assert settings.mongodb_url is not None
     client = await connect(settings.mongodb_url, settings.database)
     try:
         account = await ensure_first_admin(settings)
+        loaded = await _load_demo_if_empty() if demo else None
     finally:
         await client.close()
     base = f"http://{settings.host}:{settings.port}"
@@ -29,10 +41,23 @@ async def _prepare(settings: Settings) -> None:
     elif settings.env == "development":
         where = settings.data_dir / CREDENTIALS_FILE
         print(f"Admin sign-in: see {where} (written on first start)" if where.exists() else "")
+    if loaded is not None:
+        print(loaded)
     print(f"Cabinet API on {base}/v1 - interactive docs on {base}/docs", flush=True)
 
 
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m api", description="Serve the Cabinet API.")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="load the demo data set first if the database has no collections yet",
+    )
+    return parser.parse_args()
+
+
 def main() -> int:
+    arguments = _arguments()
     try:
         settings = Settings()
     except ValidationError as error:
@@ -53,7 +78,7 @@ def main() -> int:
     # embedded database rather than leaving that to the parent-death signal.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        asyncio.run(_prepare(settings))
+        asyncio.run(_prepare(settings, arguments.demo))
         uvicorn.run(
             "api.main:create_app",
             factory=True,

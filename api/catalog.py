@@ -121,15 +121,13 @@ async def sync_indexes(collection: Collection) -> None:
     desired = index_models(collection.definition)
     wanted = {_signature(m.document["key"], m.document.get("unique")) for m in desired}
     existing = await collection.storage.index_information()
-    present = set()
-    for name, info in existing.items():
-        signature = _signature(info["key"], info.get("unique"))
-        if name == "_id_" or signature in wanted:
-            present.add(signature)
-            continue
-        await collection.storage.drop_index(name)
+    present = {_signature(info["key"], info.get("unique")): name for name, info in existing.items()}
+    # New indexes first: if one cannot be built, the old ones are all still there.
     missing = [
         m for m in desired if _signature(m.document["key"], m.document.get("unique")) not in present
     ]
     if missing:
         await collection.storage.create_indexes(missing)
+    for signature, name in present.items():
+        if name != "_id_" and signature not in wanted:
+            await collection.storage.drop_index(name)

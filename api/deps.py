@@ -15,6 +15,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from api import security
 from api.catalog import Collection, load_collection
 from api.problems import Problem, not_found, unauthorized
+from api.rate_limits import Limit, hit
 from api.sessions import session_is_live
 from api.settings import Settings
 from documents.api_keys import ApiKey
@@ -151,3 +152,20 @@ async def collection_by_name(name: str) -> Collection:
 
 
 CollectionDep = Annotated[Collection, Depends(collection_by_name)]
+
+
+async def request_budget(
+    principal: OptionalPrincipal, address: ClientAddress, settings: SettingsDep
+) -> None:
+    """Counts the request against its caller's shared budget (429 once it is spent)."""
+    await hit(_budget_key(principal, address), Limit(*settings.request_limit))
+
+
+def _budget_key(principal: Principal | None, address: str) -> str:
+    return f"caller:{principal.id}" if principal is not None else f"address:{address}"
+
+
+async def charge(principal: Principal | None, address: str, settings: Settings, cost: int) -> None:
+    """Counts `cost` more requests, for work that is many operations in one request."""
+    if cost > 0:
+        await hit(_budget_key(principal, address), Limit(*settings.request_limit), cost)

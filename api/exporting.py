@@ -45,7 +45,8 @@ def export_query(access: Access, filter_text: str | None) -> dict:
 
 def csv_header(access: Access) -> list[str]:
     """System fields, then the schema's top-level properties in order, without hidden ones."""
-    properties = access.collection.compiled.schema.get("properties", {})
+    # The definition as the admin wrote it: the compiled schema is canonicalised (keys sorted).
+    properties = access.collection.definition.schema_.get("properties", {})
     return [*SYSTEM_KEYS, *(name for name in properties if name not in access.hidden)]
 
 

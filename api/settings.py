@@ -10,6 +10,14 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
+RATE = r"^\d{1,7}/(second|minute|hour|day)$"
+WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """ "10/minute" as (requests, window seconds)."""
+    count, unit = rate.split("/")
+    return int(count), WINDOWS[unit]
 
 
 class Settings(BaseSettings):
@@ -29,7 +37,10 @@ class Settings(BaseSettings):
     access_token_ttl: int = Field(default=900, ge=30, le=86_400)
     refresh_token_ttl: int = Field(default=30 * 86_400, ge=60, le=365 * 86_400)
     signup: Literal["open", "closed"] = "open"
-    login_rate: str = Field(default="10/minute", pattern=r"^\d{1,6}/(second|minute|hour|day)$")
+    login_rate: str = Field(default="10/minute", pattern=RATE)
+    # Every other request, per signed-in user or API key, or per address when anonymous;
+    # a bulk request or an import costs one per operation or row.
+    rate_limit: str = Field(default="1200/minute", pattern=RATE)
     cors_origins: Annotated[list[str], NoDecode] = []
     # Addresses of reverse proxies whose X-Forwarded-For is believed; none by default.
     trusted_proxies: str = ""
@@ -76,9 +87,11 @@ class Settings(BaseSettings):
 
     @property
     def login_limit(self) -> tuple[int, int]:
-        """The login rate as (requests, window seconds)."""
-        count, unit = self.login_rate.split("/")
-        return int(count), {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}[unit]
+        return parse_rate(self.login_rate)
+
+    @property
+    def request_limit(self) -> tuple[int, int]:
+        return parse_rate(self.rate_limit)
 
     def signing_key(self) -> str:
         """The token signing secret; in development, one kept in the data directory.

@@ -24,7 +24,7 @@ class AuditEntry(Document):
         name = "audit"
         indexes = [
             IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
-            IndexModel([("action", ASCENDING), ("_id", DESCENDING)]),
+            IndexModel([("action", ASCENDING), ("at", DESCENDING)]),
         ]
 
 

@@ -1,10 +1,12 @@
 """Every route of the API, under one router mounted at /v1."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from api.deps import request_budget
 from api.routes import (
     aggregate,
     api_keys,
+    audit,
     auth,
     collections,
     documents,
@@ -16,12 +18,16 @@ from api.routes import (
 
 api_router = APIRouter()
 api_router.include_router(health.router)
+# Sign-in routes have their own, stricter limits; everything else shares the caller's budget.
 api_router.include_router(auth.router)
-api_router.include_router(users.router)
-api_router.include_router(api_keys.router)
-api_router.include_router(collections.router)
-api_router.include_router(queries.router)
-api_router.include_router(documents.router)
-api_router.include_router(documents.bulk_router)
-api_router.include_router(aggregate.router)
-api_router.include_router(transfer.router)
+metered = APIRouter(dependencies=[Depends(request_budget)])
+metered.include_router(users.router)
+metered.include_router(api_keys.router)
+metered.include_router(audit.router)
+metered.include_router(collections.router)
+metered.include_router(queries.router)
+metered.include_router(documents.router)
+metered.include_router(documents.bulk_router)
+metered.include_router(aggregate.router)
+metered.include_router(transfer.router)
+api_router.include_router(metered)

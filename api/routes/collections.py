@@ -3,6 +3,7 @@
 from fastapi import APIRouter, status
 from pydantic import BaseModel
 
+from api import audit
 from api.catalog import Collection, bind
 from api.collection_admin import (
     apply_indexes,
@@ -11,7 +12,7 @@ from api.collection_admin import (
     drop_collection,
 )
 from api.collection_admin import create_collection as create_collection_definition
-from api.deps import AdminUser, CollectionDep
+from api.deps import AdminUser, ClientAddress, CollectionDep
 from api.problems import Problem
 from api.schemas import CompiledSchema, DocumentInvalid
 from documents.collections import (
@@ -32,9 +33,12 @@ class CollectionList(BaseModel):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_collection(body: CollectionCreate, _: AdminUser) -> CollectionPublic:
+async def create_collection(
+    body: CollectionCreate, admin: AdminUser, address: ClientAddress
+) -> CollectionPublic:
     """Define a new collection: its schema, access rules and indexes."""
     definition = await create_collection_definition(body)
+    await audit.record("collection.create", actor=admin.id, target=body.name, address=address)
     return CollectionPublic.of(definition)
 
 
@@ -46,7 +50,7 @@ async def list_collections(_: AdminUser) -> CollectionList:
 
 
 @router.get("/{name}")
-async def read_collection(collection: CollectionDep, _: AdminUser) -> CollectionPublic:
+async def read_collection(_: AdminUser, collection: CollectionDep) -> CollectionPublic:
     """One collection definition."""
     return CollectionPublic.of(collection.definition)
 
@@ -68,7 +72,7 @@ async def _misfits(collection: Collection, compiled: CompiledSchema) -> list[dic
 
 @router.patch("/{name}")
 async def update_collection(
-    body: CollectionUpdate, collection: CollectionDep, _: AdminUser
+    body: CollectionUpdate, admin: AdminUser, collection: CollectionDep, address: ClientAddress
 ) -> CollectionPublic:
     """Change a collection's schema, rules or indexes; existing documents must fit a new schema."""
     definition = collection.definition
@@ -84,6 +88,10 @@ async def update_collection(
             raise Problem(
                 409, f"Existing documents do not fit the new schema: {ids}", errors=misfits
             )
+    if "indexes" in changes:
+        # Built before the definition changes: a unique index the stored documents break is
+        # refused (409) with the definition as it was.
+        await apply_indexes(bind(definition.model_copy(update={"indexes": indexes})))
     update: dict = {"updated": utc_now(), "version": definition.version + 1}
     if "schema" in changes:
         update["schema"] = schema
@@ -99,12 +107,20 @@ async def update_collection(
         raise Problem(409, "The collection was changed meanwhile; read it and try again")
     changed = await CollectionDef.get(definition.id)
     assert changed is not None
-    if "indexes" in changes:
-        await apply_indexes(bind(changed))
+    await audit.record(
+        "collection.update",
+        actor=admin.id,
+        target=changed.name,
+        address=address,
+        detail={"changed": sorted(changes), "version": changed.version},
+    )
     return CollectionPublic.of(changed)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_collection(collection: CollectionDep, _: AdminUser) -> None:
+async def delete_collection(
+    admin: AdminUser, collection: CollectionDep, address: ClientAddress
+) -> None:
     """Drop a collection with all its documents."""
     await drop_collection(collection)
+    await audit.record("collection.delete", actor=admin.id, target=collection.name, address=address)

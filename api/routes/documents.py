@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Header, Response, status
 
 from api import document_writes
 from api.bulk import BulkRequest, BulkResponse, run_bulk
+from api.deps import ClientAddress, SettingsDep, charge
 from api.etags import etag, etag_matches
 from api.guards import (
     BulkAccess,
@@ -89,6 +90,10 @@ async def delete_document(target: DeletableDocument, if_match: IfMatch = None) -
 
 
 @bulk_router.post("/bulk", response_model_exclude_none=True)
-async def bulk_write(body: BulkRequest, access: BulkAccess) -> BulkResponse:
+async def bulk_write(
+    body: BulkRequest, access: BulkAccess, address: ClientAddress, settings: SettingsDep
+) -> BulkResponse:
     """Up to 1000 inserts, updates and deletes; a result for each, in the order given."""
+    # Each operation counts against the rate limit, so batching is no way around it.
+    await charge(access.principal, address, settings, len(body.operations) - 1)
     return await run_bulk(access, body)
