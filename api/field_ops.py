@@ -254,14 +254,16 @@ def _grow_guard(path: str, item: Any, name: str, sub: dict) -> tuple[list[dict],
     if limit is not None:
         if limit < 1 or (name == "add_to_set" and not plain):
             return guards, False
-        room = {f"{path}.{limit - 1}": {"$exists": False}}
+        # Stored arrays never exceed maxItems (a schema change is checked against them), so
+        # "not exactly full" means "has room"; `$size` also works where array-index paths don't.
+        room = {"$nor": [{path: {"$size": limit}}]}
         # Adding an item already present changes nothing, so a full array is fine then.
         guards.append({"$or": [room, {path: item}]} if name == "add_to_set" else room)
     if sub.get("uniqueItems") is True:
         if not plain:  # embedded-document equality in MongoDB depends on key order
             return guards, False
         if name == "push":
-            guards.append({path: {"$ne": item}})
+            guards.append({path: {"$nin": [item]}})
     return guards, True
 
 

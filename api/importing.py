@@ -4,6 +4,7 @@ Memory stays flat whatever the body's size: the readers hold one record, the imp
 and at most the first errors the report lists.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -37,6 +38,7 @@ MEDIA_TYPES: dict[str, ImportFormat] = {
     "text/csv": "csv",
     "application/json": "json",
 }
+UTF8_NAMES = ("utf-8", "utf8", "us-ascii")
 BATCH_SIZE = 1000
 MAX_LISTED_ERRORS = 100
 IGNORED_SYSTEM_FIELDS = ("_created", "_updated", "_version")
@@ -63,11 +65,16 @@ class BodyTooLarge(Exception):
 
 def choose_format(requested: ImportFormat | None, content_type: str | None) -> ImportFormat:
     """The format to read: the one asked for, else the content type's; 415 if they disagree."""
-    media_type, _, parameters = (content_type or "").partition(";")
+    media_type, *parameters = (content_type or "").split(";")
     media_type = media_type.strip().lower()
-    charset = parameters.strip().lower().removeprefix("charset=").strip('"')
-    if parameters.strip() and charset not in ("utf-8", "utf8", "us-ascii"):
-        raise Problem(415, "Import bodies must be UTF-8")
+    for parameter in parameters:
+        name, _, value = parameter.strip().partition("=")
+        if name.lower() == "charset" and value.strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+            "us-ascii",
+        ):
+            raise Problem(415, "Import bodies must be UTF-8")
     implied = MEDIA_TYPES.get(media_type)
     if media_type and implied is None:
         expected = ", ".join(MEDIA_TYPES)
@@ -157,6 +164,7 @@ class Importer:
     _batch: list[_Row] = field(default_factory=list)
     _keys: set[Hashable] = field(default_factory=set)
     _unlisted: list[RowError] = field(default_factory=list)  # this batch's errors, in line order
+    _in_flight: tuple[asyncio.Task[list[RowError]], list[RowError]] | None = None
 
     def fail(self, line: int, detail: str) -> None:
         self.report.failed += 1
@@ -214,13 +222,27 @@ class Importer:
         return {"_id": row.id or ObjectId(), **new_document(row.fields, owner)}
 
     async def flush(self) -> None:
+        """Starts writing the batch once the previous one is written, so that reading and
+        checking the next batch overlaps the database's work on this one."""
         batch, self._batch, self._keys = self._batch, [], set()
-        failures: list[RowError] = []
+        unlisted, self._unlisted = self._unlisted, []
+        await self.settle()
         if batch:
-            failures = await self._write(batch)
-        listed = sorted([*self._unlisted, *failures], key=lambda error: error.line)
+            self._in_flight = (asyncio.create_task(self._write(batch)), unlisted)
+        else:
+            self._list(unlisted)
+
+    async def settle(self) -> None:
+        """Waits for the batch being written and lists its errors."""
+        if self._in_flight is None:
+            return
+        task, unlisted = self._in_flight
+        self._in_flight = None
+        self._list([*unlisted, *await task])
+
+    def _list(self, errors: list[RowError]) -> None:
+        listed = sorted(errors, key=lambda error: error.line)
         self.report.errors.extend(listed[: MAX_LISTED_ERRORS - len(self.report.errors)])
-        self._unlisted = []
 
     async def _write(self, batch: list[_Row]) -> list[RowError]:
         storage = self.collection.storage
@@ -303,6 +325,7 @@ async def run_import(
         await importer.flush()
         importer.fail(error.line, error.detail)
     except BodyTooLarge:
+        await importer.settle()
         report = importer.report
         raise Problem(
             413,
@@ -310,5 +333,8 @@ async def run_import(
             f"after writing {report.inserted + report.updated} records "
             f"({report.inserted} inserted, {report.updated} updated)",
         ) from None
+    finally:
+        await importer.settle()
     await importer.flush()
+    await importer.settle()
     return importer.report

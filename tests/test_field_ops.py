@@ -372,13 +372,15 @@ def test_inc_on_enum_needs_version_guard() -> None:
 
 def test_push_guard_room_and_uniqueness() -> None:
     planned = plan({"push": {"tags": "x"}}, {"tags": ["a"]})
-    assert planned.guard == {"$and": [{"tags.2": {"$exists": False}}, {"tags": {"$ne": "x"}}]}
+    assert planned.guard == {
+        "$and": [{"$nor": [{"tags": {"$size": 3}}]}, {"tags": {"$nin": ["x"]}}]
+    }
     assert planned.needs_version_guard is False
 
 
 def test_add_to_set_guard_room_or_already_present() -> None:
     planned = plan({"add_to_set": {"tags": "x"}}, {"tags": ["a", "b", "x"]})
-    assert planned.guard == {"$or": [{"tags.2": {"$exists": False}}, {"tags": "x"}]}
+    assert planned.guard == {"$or": [{"$nor": [{"tags": {"$size": 3}}]}, {"tags": "x"}]}
     assert planned.needs_version_guard is False
 
 
@@ -432,8 +434,8 @@ def test_guards_of_several_operations_are_and_ed() -> None:
     assert planned.guard == {
         "$and": [
             {"$or": [{"likes": {"$lte": 9}}, {"likes": {"$exists": False}}]},
-            {"tags.2": {"$exists": False}},
-            {"tags": {"$ne": "x"}},
+            {"$nor": [{"tags": {"$size": 3}}]},
+            {"tags": {"$nin": ["x"]}},
         ]
     }
     assert planned.needs_version_guard is False
@@ -467,6 +469,8 @@ def _matches(doc: dict, guard: dict) -> bool:
             ok = all(_matches(doc, sub) for sub in condition)
         elif key == "$or":
             ok = any(_matches(doc, sub) for sub in condition)
+        elif key == "$nor":
+            ok = not any(_matches(doc, sub) for sub in condition)
         elif not isinstance(condition, dict):
             ok = _equals(_resolve(doc, key), condition)
         else:
@@ -477,6 +481,8 @@ def _matches(doc: dict, guard: dict) -> bool:
                 "$gte": lambda bound, v=value, n=number: n and v >= bound,
                 "$exists": lambda flag, v=value: (v is not _ABSENT) == flag,
                 "$ne": lambda other, v=value: not _equals(v, other),
+                "$nin": lambda others, v=value: not any(_equals(v, o) for o in others),
+                "$size": lambda size, v=value: isinstance(v, list) and len(v) == size,
             }
             ok = all(checks[op](arg) for op, arg in condition.items())
         if not ok:
@@ -487,8 +493,9 @@ def _matches(doc: dict, guard: dict) -> bool:
 def test_evaluator_can_fail() -> None:
     assert not _matches({"a": 5}, {"$or": [{"a": {"$lte": 4}}, {"a": {"$exists": False}}]})
     assert _matches({}, {"$or": [{"a": {"$lte": 4}}, {"a": {"$exists": False}}]})
-    assert not _matches({"t": ["x"]}, {"t": {"$ne": "x"}})
-    assert not _matches({"t": [1, 2, 3]}, {"t.2": {"$exists": False}})
+    assert not _matches({"t": ["x"]}, {"t": {"$nin": ["x"]}})
+    assert not _matches({"t": [1, 2, 3]}, {"$nor": [{"t": {"$size": 3}}]})
+    assert _matches({}, {"$nor": [{"t": {"$size": 3}}]})
 
 
 @st.composite
