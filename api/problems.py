@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from pymongo.errors import ExecutionTimeout
 from starlette.exceptions import HTTPException
 
@@ -14,6 +15,28 @@ from api.rate_limits import RateLimited
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 BEARER_CHALLENGE = 'Bearer realm="cabinet"'
+
+
+class ProblemDetail(BaseModel):
+    """An error (RFC 9457); `errors` lists each invalid field on a validation failure."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries documenting the problem responses a route can give."""
+    return {
+        status: {
+            "model": ProblemDetail,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+        for status in statuses
+    }
 
 
 class Problem(HTTPException):

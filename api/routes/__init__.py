@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Depends
 
 from api.deps import request_budget
+from api.problems import problem_responses
 from api.routes import (
     aggregate,
     api_keys,
@@ -16,11 +17,14 @@ from api.routes import (
     users,
 )
 
-api_router = APIRouter()
+# Any route may answer these; route-specific ones are declared by each router.
+api_router = APIRouter(responses=problem_responses(400, 401, 403, 404, 422, 429, 500))
 api_router.include_router(health.router)
 # Sign-in routes have their own, stricter limits; everything else shares the caller's budget.
 api_router.include_router(auth.router)
-metered = APIRouter(dependencies=[Depends(request_budget)])
+metered = APIRouter(
+    dependencies=[Depends(request_budget)], responses=problem_responses(409, 412, 413, 415, 504)
+)
 metered.include_router(users.router)
 metered.include_router(api_keys.router)
 metered.include_router(audit.router)
