@@ -462,6 +462,23 @@ def _equals(value: Any, wanted: Any) -> bool:
     return value == wanted or (isinstance(value, list) and wanted in value)
 
 
+def _check(op: str, arg: Any, value: Any) -> bool:
+    number = isinstance(value, int | float)
+    if op == "$lte":
+        return number and value <= arg
+    if op == "$gte":
+        return number and value >= arg
+    if op == "$exists":
+        return (value is not _ABSENT) == arg
+    if op == "$ne":
+        return not _equals(value, arg)
+    if op == "$nin":
+        return not any(_equals(value, other) for other in arg)
+    if op == "$size":
+        return isinstance(value, list) and len(value) == arg
+    raise AssertionError(f"the evaluator does not know {op}")
+
+
 def _matches(doc: dict, guard: dict) -> bool:
     """A tiny MongoDB filter evaluator for the shapes plan_ops produces."""
     for key, condition in guard.items():
@@ -475,16 +492,7 @@ def _matches(doc: dict, guard: dict) -> bool:
             ok = _equals(_resolve(doc, key), condition)
         else:
             value = _resolve(doc, key)
-            number = isinstance(value, int | float)
-            checks = {
-                "$lte": lambda bound, v=value, n=number: n and v <= bound,
-                "$gte": lambda bound, v=value, n=number: n and v >= bound,
-                "$exists": lambda flag, v=value: (v is not _ABSENT) == flag,
-                "$ne": lambda other, v=value: not _equals(v, other),
-                "$nin": lambda others, v=value: not any(_equals(v, o) for o in others),
-                "$size": lambda size, v=value: isinstance(v, list) and len(v) == size,
-            }
-            ok = all(checks[op](arg) for op, arg in condition.items())
+            ok = all(_check(op, arg, value) for op, arg in condition.items())
         if not ok:
             return False
     return True

@@ -502,6 +502,7 @@ def test_compiled_schema_keeps_the_canonical_schema() -> None:
 
 def test_document_must_be_an_object() -> None:
     result = compiled({})
+    bad: object
     for bad in ([], "x", None, 1):
         assert document_errors(result, bad) == [
             {"loc": [], "msg": "Document should be a JSON object"}
