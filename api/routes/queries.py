@@ -1,9 +1,10 @@
 """Listing and querying a collection's documents, a page at a time."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
+from api.collection_openapi import collection_openapi
 from api.deps import SettingsDep
 from api.guards import ListAccess
 from api.listing import (
@@ -49,3 +50,9 @@ async def query_collection(
 ) -> DocumentPage:
     """The same as listing, with the query in the body, for long filters."""
     return await list_documents(access, body, settings.signing_key())
+
+
+@router.get("/openapi.json")
+async def collection_schema(access: ListAccess, request: Request) -> dict[str, Any]:
+    """A typed OpenAPI document for this collection's documents, for client generators."""
+    return collection_openapi(access.collection, str(request.base_url).rstrip("/"))
