@@ -25,7 +25,8 @@ class ApiKey(Document):
 class ApiKeyCreate(Strict):
     name: KeyName
     roles: Annotated[list[Role], Field(max_length=32)] = []
-    expires_at: AwareDatetime | None = None
+    # JSON has no date type, so this one field is parsed from its ISO 8601 text.
+    expires_at: Annotated[AwareDatetime, Field(strict=False)] | None = None
 
 
 class ApiKeyPublic(BaseModel):

@@ -1,20 +1,18 @@
 """API keys for servers and import jobs (admins only); a key is shown once, when created."""
 
 import secrets
-from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel
 
 from api import audit, security
-from api.cursors import CursorError, decode_cursor, encode_cursor, query_fingerprint
 from api.deps import AdminUser, ClientAddress, SettingsDep, parse_object_id
+from api.id_pages import PageCursor, PageLimit, id_page
 from api.problems import Problem, not_found
 from documents.api_keys import ApiKey, ApiKeyCreate, ApiKeyIssued, ApiKeyPublic
 from documents.users import utc_now
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])
-KEYS_QUERY = query_fingerprint("api-keys", "_id")
 KEY_PREFIX = "cab_"
 
 
@@ -54,25 +52,11 @@ async def create_api_key(
 
 @router.get("")
 async def list_api_keys(
-    _: AdminUser,
-    settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    _: AdminUser, settings: SettingsDep, limit: PageLimit = 50, cursor: PageCursor = None
 ) -> ApiKeyList:
     """The keys issued, without their secrets."""
-    query: dict = {}
-    if cursor:
-        try:
-            (after,) = decode_cursor(cursor, KEYS_QUERY, settings.signing_key())
-        except (CursorError, ValueError) as error:
-            raise Problem(400, "Invalid cursor") from error
-        query = {"_id": {"$gt": after}}
-    keys = await ApiKey.find(query).sort("+_id").limit(limit + 1).to_list()
-    page = keys[:limit]
-    next_cursor = (
-        encode_cursor([page[-1].id], KEYS_QUERY, settings.signing_key())
-        if len(keys) > limit
-        else None
+    page, next_cursor = await id_page(
+        ApiKey, {}, limit=limit, cursor=cursor, key=settings.signing_key()
     )
     return ApiKeyList(items=[ApiKeyPublic.of(key) for key in page], next_cursor=next_cursor)
 

@@ -5,9 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.cursors import CursorError, decode_cursor, encode_cursor, query_fingerprint
 from api.deps import AdminUser, SettingsDep
-from api.problems import Problem
+from api.id_pages import PageCursor, PageLimit, id_page
 from documents.audit import AuditEntry, AuditPublic
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -24,8 +23,8 @@ async def list_audit(
     settings: SettingsDep,
     action: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_.]+$")] = None,
     actor: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    limit: PageLimit = 50,
+    cursor: PageCursor = None,
 ) -> AuditList:
     """Audit entries, newest first, optionally of one action or one actor."""
     query: dict = {}
@@ -33,18 +32,12 @@ async def list_audit(
         query["action"] = action
     if actor:
         query["actor"] = actor
-    fingerprint = query_fingerprint("audit", query)
-    if cursor:
-        try:
-            (before,) = decode_cursor(cursor, fingerprint, settings.signing_key())
-        except (CursorError, ValueError) as error:
-            raise Problem(400, "Invalid cursor") from error
-        query["_id"] = {"$lt": before}
-    entries = await AuditEntry.find(query).sort("-_id").limit(limit + 1).to_list()
-    page = entries[:limit]
-    next_cursor = (
-        encode_cursor([page[-1].id], fingerprint, settings.signing_key())
-        if len(entries) > limit
-        else None
+    page, next_cursor = await id_page(
+        AuditEntry,
+        query,
+        limit=limit,
+        cursor=cursor,
+        key=settings.signing_key(),
+        newest_first=True,
     )
     return AuditList(items=[AuditPublic.of(entry) for entry in page], next_cursor=next_cursor)

@@ -1,18 +1,15 @@
 """User administration: list, read, change roles or disable, and delete accounts (admins only)."""
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel
 
 from api import audit, sessions
-from api.cursors import CursorError, decode_cursor, encode_cursor, query_fingerprint
 from api.deps import AdminUser, ClientAddress, Principal, SettingsDep, TargetUser
+from api.id_pages import PageCursor, PageLimit, id_page
 from api.problems import Problem
 from documents.users import ADMIN_ROLE, User, UserAdminUpdate, UserPublic
 
 router = APIRouter(prefix="/users", tags=["users"])
-USERS_QUERY = query_fingerprint("users", "_id")
 
 
 class UserList(BaseModel):
@@ -22,23 +19,11 @@ class UserList(BaseModel):
 
 @router.get("")
 async def list_users(
-    _: AdminUser,
-    settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    _: AdminUser, settings: SettingsDep, limit: PageLimit = 50, cursor: PageCursor = None
 ) -> UserList:
     """List accounts, oldest first, a page at a time."""
-    query: dict = {}
-    if cursor:
-        try:
-            (after,) = decode_cursor(cursor, USERS_QUERY, settings.signing_key())
-        except (CursorError, ValueError) as error:
-            raise Problem(400, "Invalid cursor") from error
-        query = {"_id": {"$gt": after}}
-    users = await User.find(query).sort("+_id").limit(limit + 1).to_list()
-    page, more = users[:limit], len(users) > limit
-    next_cursor = (
-        encode_cursor([page[-1].id], USERS_QUERY, settings.signing_key()) if more else None
+    page, next_cursor = await id_page(
+        User, {}, limit=limit, cursor=cursor, key=settings.signing_key()
     )
     return UserList(items=[UserPublic.of(user) for user in page], next_cursor=next_cursor)
 
