@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated
 
 from beanie import Document, Indexed, PydanticObjectId
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from documents.users import Role, Strict, utc_now
 
@@ -30,22 +30,13 @@ class ApiKeyCreate(Strict):
 
 
 class ApiKeyPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: PydanticObjectId
     name: str
     roles: list[str]
     created: datetime
     expires_at: datetime | None
-
-    @classmethod
-    def of(cls, key: ApiKey) -> "ApiKeyPublic":
-        assert key.id is not None
-        return cls(
-            id=key.id,
-            name=key.name,
-            roles=key.roles,
-            created=key.created,
-            expires_at=key.expires_at,
-        )
 
 
 class ApiKeyIssued(ApiKeyPublic):

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from beanie import Document, PydanticObjectId
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.users import utc_now
@@ -29,6 +29,8 @@ class AuditEntry(Document):
 
 
 class AuditPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: PydanticObjectId
     at: datetime
     action: str
@@ -36,16 +38,3 @@ class AuditPublic(BaseModel):
     target: str | None
     address: str | None
     detail: dict[str, Any]
-
-    @classmethod
-    def of(cls, entry: AuditEntry) -> "AuditPublic":
-        assert entry.id is not None
-        return cls(
-            id=entry.id,
-            at=entry.at,
-            action=entry.action,
-            actor=entry.actor,
-            target=entry.target,
-            address=entry.address,
-            detail=entry.detail,
-        )

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any, Self
 
 from beanie import Document, Indexed, PydanticObjectId
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from documents.users import Strict, utc_now
 
@@ -79,6 +79,8 @@ class CollectionUpdate(Strict):
 
 
 class CollectionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: PydanticObjectId
     name: str
     schema_: dict[str, Any] = Field(serialization_alias="schema")
@@ -87,17 +89,3 @@ class CollectionPublic(BaseModel):
     version: int
     created: datetime
     updated: datetime
-
-    @classmethod
-    def of(cls, definition: CollectionDef) -> "CollectionPublic":
-        assert definition.id is not None
-        return cls(
-            id=definition.id,
-            name=definition.name,
-            schema_=definition.schema_,
-            rules=definition.rules,
-            indexes=definition.indexes,
-            version=definition.version,
-            created=definition.created,
-            updated=definition.updated,
-        )

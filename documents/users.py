@@ -70,21 +70,11 @@ class PasswordChange(Strict):
 
 
 class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: PydanticObjectId
     email: str
     name: str | None
     roles: list[str]
     disabled: bool
     created: datetime
-
-    @classmethod
-    def of(cls, user: User) -> "UserPublic":
-        assert user.id is not None
-        return cls(
-            id=user.id,
-            email=user.email,
-            name=user.name,
-            roles=user.roles,
-            disabled=user.disabled,
-            created=user.created,
-        )

@@ -47,7 +47,7 @@ async def create_api_key(
         address=address,
         detail={"name": key.name, "roles": key.roles},
     )
-    return ApiKeyIssued(**ApiKeyPublic.of(key).model_dump(), key=secret)
+    return ApiKeyIssued(**ApiKeyPublic.model_validate(key).model_dump(), key=secret)
 
 
 @router.get("")
@@ -58,7 +58,9 @@ async def list_api_keys(
     page, next_cursor = await id_page(
         ApiKey, {}, limit=limit, cursor=cursor, key=settings.signing_key()
     )
-    return ApiKeyList(items=[ApiKeyPublic.of(key) for key in page], next_cursor=next_cursor)
+    return ApiKeyList(
+        items=[ApiKeyPublic.model_validate(key) for key in page], next_cursor=next_cursor
+    )
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

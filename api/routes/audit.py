@@ -40,4 +40,6 @@ async def list_audit(
         key=settings.signing_key(),
         newest_first=True,
     )
-    return AuditList(items=[AuditPublic.of(entry) for entry in page], next_cursor=next_cursor)
+    return AuditList(
+        items=[AuditPublic.model_validate(entry) for entry in page], next_cursor=next_cursor
+    )

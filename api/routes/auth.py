@@ -75,7 +75,7 @@ async def register(
         raise Problem(409, "An account with this email already exists") from error
     tokens = await sessions.start_session(user, settings)
     _no_store(response)
-    return Registered(user=UserPublic.of(user), **tokens.model_dump())
+    return Registered(user=UserPublic.model_validate(user), **tokens.model_dump())
 
 
 @router.post("/login")
@@ -125,7 +125,7 @@ async def logout(body: RefreshRequest) -> None:
 @router.get("/me")
 async def read_me(user: CurrentUser) -> UserPublic:
     """The signed-in user's account."""
-    return UserPublic.of(user)
+    return UserPublic.model_validate(user)
 
 
 @router.patch("/me")
@@ -134,7 +134,7 @@ async def update_me(body: UserSelfUpdate, user: CurrentUser) -> UserPublic:
     changes = body.model_dump(exclude_unset=True)
     if changes:
         await user.set(changes)
-    return UserPublic.of(user)
+    return UserPublic.model_validate(user)
 
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT)

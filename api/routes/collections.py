@@ -39,20 +39,20 @@ async def create_collection(
     """Define a new collection: its schema, access rules and indexes."""
     definition = await create_collection_definition(body)
     await audit.record("collection.create", actor=admin.id, target=body.name, address=address)
-    return CollectionPublic.of(definition)
+    return CollectionPublic.model_validate(definition)
 
 
 @router.get("")
 async def list_collections(_: AdminUser) -> CollectionList:
     """Every collection definition, by name."""
     definitions = await CollectionDef.find_all().sort("+name").to_list()
-    return CollectionList(items=[CollectionPublic.of(d) for d in definitions])
+    return CollectionList(items=[CollectionPublic.model_validate(d) for d in definitions])
 
 
 @router.get("/{name}")
 async def read_collection(_: AdminUser, collection: CollectionDep) -> CollectionPublic:
     """One collection definition."""
-    return CollectionPublic.of(collection.definition)
+    return CollectionPublic.model_validate(collection.definition)
 
 
 async def _misfits(collection: Collection, compiled: CompiledSchema) -> list[dict]:
@@ -114,7 +114,7 @@ async def update_collection(
         address=address,
         detail={"changed": sorted(changes), "version": changed.version},
     )
-    return CollectionPublic.of(changed)
+    return CollectionPublic.model_validate(changed)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)

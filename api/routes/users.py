@@ -25,13 +25,15 @@ async def list_users(
     page, next_cursor = await id_page(
         User, {}, limit=limit, cursor=cursor, key=settings.signing_key()
     )
-    return UserList(items=[UserPublic.of(user) for user in page], next_cursor=next_cursor)
+    return UserList(
+        items=[UserPublic.model_validate(user) for user in page], next_cursor=next_cursor
+    )
 
 
 @router.get("/{user_id}")
 async def read_user(user: TargetUser) -> UserPublic:
     """One account."""
-    return UserPublic.of(user)
+    return UserPublic.model_validate(user)
 
 
 def _refuse_self_lockout(admin: Principal, target: User, changes: dict) -> None:
@@ -59,7 +61,7 @@ async def update_user(
         await audit.record(
             "user.update", actor=admin.id, target=str(user.id), address=address, detail=changes
         )
-    return UserPublic.of(user)
+    return UserPublic.model_validate(user)
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
