@@ -15,7 +15,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 run: install
-	$(BIN)/python -m api
+	$(BIN)/python -m api --demo
 
 lint: install
 	$(BIN)/ruff check .

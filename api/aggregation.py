@@ -56,7 +56,9 @@ async def _lookup_targets(access: Access, pipeline: list) -> dict[str, LookupTar
     return targets
 
 
-async def aggregate(access: Access, request: AggregateRequest, max_results: int) -> AggregateResult:
+async def aggregate(
+    access: Access, request: AggregateRequest, max_results: int, *, late_joins: bool = True
+) -> AggregateResult:
     targets = await _lookup_targets(access, request.pipeline)
 
     def resolve(name: str) -> LookupTarget:
@@ -71,6 +73,7 @@ async def aggregate(access: Access, request: AggregateRequest, max_results: int)
             fields=access.collection.fields,
             resolve_lookup=resolve,
             allow_write_only=access.is_admin,
+            late_joins=late_joins,
         )
     except PipelineError as error:
         raise Problem(400, str(error)) from error

@@ -29,3 +29,13 @@ async def ping(client: AsyncMongoClient, seconds: float = 2.0) -> bool:
     except Exception:  # any failure at all means "not ready"
         return False
     return True
+
+
+async def applies_late_join_rules(client: AsyncMongoClient) -> bool:
+    """Whether the server runs a `$lookup`'s own pipeline wherever the `$lookup` stands.
+
+    MongoDB does. The embedded stand-in (nx-27017) skips it after reshaping stages, and with
+    it the rule filter Cabinet puts there, so the aggregation route must not rely on it.
+    """
+    info = await client.admin.command("buildInfo")
+    return info.get("process") != "nx_27017"

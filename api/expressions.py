@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from api.filters import regex_risk
+
 
 class PipelineError(ValueError):
     """A pipeline the engine refuses; the message names the stage or operator and its position."""
@@ -70,7 +72,8 @@ DOCUMENT_VARIABLES = frozenset({"ROOT", "CURRENT"})
 
 MAX_REGEX_LENGTH = 256
 MAX_NAME_LENGTH = 256
-EXPRESSION_REGEX_OPTIONS = frozenset("imsx")
+# No `x`: in verbose mode comments and spaces could hide a risky shape from the scanner.
+EXPRESSION_REGEX_OPTIONS = frozenset("ims")
 QUERY_REGEX_OPTIONS = frozenset("im")
 # MongoDB's rule for user variable names: a lower-case letter first, so no clash with system ones.
 VARIABLE_NAME = re.compile(r"[a-z][A-Za-z0-9_]{0,62}")
@@ -247,9 +250,11 @@ def _check_regex_operator(argument: Any, pos: str, scope: ExpressionScope) -> di
     regex = args["regex"]
     if not isinstance(regex, str) or len(regex) > MAX_REGEX_LENGTH:
         raise PipelineError(f"{at(pos, 'regex')}: expected a string of at most 256 characters")
+    if risk := regex_risk(regex):
+        raise PipelineError(f"{at(pos, 'regex')}: {risk}")
     options = args.get("options", "")
     if not isinstance(options, str) or not set(options) <= EXPRESSION_REGEX_OPTIONS:
-        raise PipelineError(f"{at(pos, 'options')}: expected some of the options 'imsx'")
+        raise PipelineError(f"{at(pos, 'options')}: expected some of the options 'ims'")
     out = {"input": check_expression(args["input"], at(pos, "input"), scope), "regex": regex}
     if "options" in args:
         out["options"] = options
@@ -312,6 +317,8 @@ def _check_condition(value: Any, pos: str, hidden: frozenset[str]) -> Any:
         elif operator == "$regex":
             if not isinstance(argument, str) or len(argument) > MAX_REGEX_LENGTH:
                 raise PipelineError(f"{here}: expected a string of at most 256 characters")
+            if risk := regex_risk(argument):
+                raise PipelineError(f"{here}: {risk}")
             out[operator] = argument
         elif operator == "$options":
             if not isinstance(argument, str) or not set(argument) <= QUERY_REGEX_OPTIONS:

@@ -254,17 +254,23 @@ def _regex(pattern: object, options: object, spec: FieldSpec, loc: str) -> dict[
         or len(set(options)) < len(options)
     ):
         raise FilterError(f"{loc}.$options: only the flags i and m, each once, are allowed")
-    try:
-        re.compile(pattern)
-    except (re.error, ValueError, OverflowError, RecursionError):
-        raise FilterError(f"{loc}.$regex: not a valid regular expression") from None
-    try:
-        risk = _backtracking_risk(pattern)
-    except (IndexError, ValueError):  # a shape the scanner misreads: refuse, never crash
-        risk = "pattern too complex to check"
+    risk = regex_risk(pattern)
     if risk:
         raise FilterError(f"{loc}.$regex: {risk}")
     return {"$regex": pattern, "$options": options}
+
+
+def regex_risk(pattern: str) -> str | None:
+    """Why a client's pattern is refused (invalid, or a shape that can backtrack exponentially),
+    or None. Aggregation expressions and `$match` after reshaping stages check with it too."""
+    try:
+        re.compile(pattern)
+    except (re.error, ValueError, OverflowError, RecursionError):
+        return "not a valid regular expression"
+    try:
+        return _backtracking_risk(pattern)
+    except (IndexError, ValueError):  # a shape the scanner misreads: refuse, never crash
+        return "pattern too complex to check"
 
 
 def _backtracking_risk(pattern: str) -> str | None:

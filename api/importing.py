@@ -5,7 +5,7 @@ and at most the first errors the report lists.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -160,7 +160,10 @@ class Importer:
     key: str | None
     update_narrowing: dict
     max_time_ms: int
+    # Counts records against the caller's rate limit, a batch at a time, before it is written.
+    meter: Callable[[int], Awaitable[None]] | None = None
     report: ImportReport = field(default_factory=ImportReport)
+    _unmetered: int = 0
     _batch: list[_Row] = field(default_factory=list)
     _keys: set[Hashable] = field(default_factory=set)
     _unlisted: list[RowError] = field(default_factory=list)  # this batch's errors, in line order
@@ -205,6 +208,7 @@ class Importer:
         return row
 
     async def add(self, record: Record) -> None:
+        self._unmetered += 1
         row = self._row(record)
         if row is None:
             return
@@ -224,6 +228,9 @@ class Importer:
     async def flush(self) -> None:
         """Starts writing the batch once the previous one is written, so that reading and
         checking the next batch overlaps the database's work on this one."""
+        if self.meter is not None and self._unmetered:
+            records, self._unmetered = self._unmetered, 0
+            await self.meter(records)
         batch, self._batch, self._keys = self._batch, [], set()
         unlisted, self._unlisted = self._unlisted, []
         await self.settle()

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from api import passwords
-from api.database import connect
+from api.database import applies_late_join_rules, connect
 from api.middleware import BodyPolicyMiddleware, RequestContextMiddleware
 from api.problems import install_problem_handlers
 from api.routes import api_router
@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "CABINET_MONGODB_URL is not set; start the service with python -m api"
             )
         app.state.mongo = await connect(settings.mongodb_url, settings.database)
+        app.state.late_joins = await applies_late_join_rules(app.state.mongo)
         await passwords.prepare()
         try:
             yield

@@ -79,10 +79,16 @@ def check_pipeline(
     fields: Mapping[str, FieldSpec],
     resolve_lookup: Callable[[str], LookupTarget],
     allow_write_only: bool = False,
+    late_joins: bool = True,
 ) -> list[dict]:
-    """Return a safe copy of `pipeline`, or raise PipelineError naming what is refused and where."""
+    """Return a safe copy of `pipeline`, or raise PipelineError naming what is refused and where.
+
+    `late_joins=False` is for a server that skips a `$lookup`'s own pipeline (and with it the
+    target's rule filter) once earlier stages reshaped the documents, or inside a sub-pipeline:
+    there a `$lookup` is only allowed before any reshaping, at the top level.
+    """
     _check_size(pipeline)
-    checker = _PipelineChecker(resolve_lookup, allow_write_only)
+    checker = _PipelineChecker(resolve_lookup, allow_write_only, late_joins)
     context = _Context(fields, checker.hidden_paths(fields), frozenset(), 0, in_facet=False)
     return checker.stages(pipeline, "pipeline", context, reshaped=False)
 
@@ -134,9 +140,15 @@ def _object(value: object, pos: str, allowed: set[str], required: set[str]) -> d
 
 
 class _PipelineChecker:
-    def __init__(self, resolve_lookup: Callable[[str], LookupTarget], allow_write_only: bool):
+    def __init__(
+        self,
+        resolve_lookup: Callable[[str], LookupTarget],
+        allow_write_only: bool,
+        late_joins: bool = True,
+    ):
         self.resolve_lookup = resolve_lookup
         self.allow_write_only = allow_write_only
+        self.late_joins = late_joins
         self.stage_count = 0
 
     def hidden_paths(self, fields: Mapping[str, FieldSpec]) -> frozenset[str]:
@@ -361,6 +373,11 @@ class _PipelineChecker:
             if type(error) is not PipelineError:
                 raise
             raise PipelineError(f"{at(pos, 'from')}: {error}") from None
+        if not self.late_joins and (reshaped or context.lookup_depth or context.in_facet):
+            raise PipelineError(
+                f"{pos}: this database cannot apply access rules to a $lookup placed after "
+                "stages that reshape documents or inside a sub-pipeline; move it before them"
+            )
         hidden = self.hidden_paths(target.fields) | frozenset(target.hidden_fields)
         # The target's rule filter comes first, then its hidden fields go, before anything the
         # caller wrote can see a joined document.

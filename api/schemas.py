@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import bson
 from pydantic import MISSING, BaseModel, Field, TypeAdapter, ValidationError, create_model
 from pydantic_core import SchemaError as CoreSchemaError
 from pydantic_core import SchemaValidator, core_schema
@@ -22,6 +23,8 @@ MAX_DEPTH = 8
 MAX_PROPERTIES = 500
 MAX_PATTERN_LENGTH = 512
 _MAX_ERRORS = 20
+# Below MongoDB's 16 MiB, leaving room for the system fields.
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024 - 64 * 1024
 _UNCOMPILABLE = "Schema could not be compiled"
 
 _GENERIC_KEYWORDS = frozenset({"type", "enum", "default", "writeOnly", "title", "description"})
@@ -61,7 +64,13 @@ class CompiledSchema:
             document = self.model.model_validate(data)
         except ValidationError as exc:
             raise DocumentInvalid(schema_types.document_errors(exc)) from None
-        return document.model_dump(by_alias=True)
+        stored = document.model_dump(by_alias=True)
+        # MongoDB refuses documents over 16 MiB with a server error; field operators can grow
+        # one past that a request at a time, so the limit is a validation failure instead.
+        if len(bson.encode(stored)) > MAX_DOCUMENT_BYTES:
+            message = f"The document is larger than {MAX_DOCUMENT_BYTES} bytes"
+            raise DocumentInvalid([{"loc": [], "msg": message}])
+        return stored
 
 
 def compile_schema(schema: object) -> CompiledSchema:

@@ -192,6 +192,20 @@ async def test_lookup_with_extra_pipeline_still_joins_only_the_callers_documents
     assert "tracking" not in order["shipped"][0]
 
 
+async def test_lookup_after_reshaping_never_joins_other_users_documents(
+    client: AsyncClient, app: FastAPI, shipped: None, alice: Account
+) -> None:
+    pipeline = [{"$addFields": {"seen": True}}, {"$lookup": JOIN}]
+    response = await aggregate(client, "orders", pipeline, alice)
+    if app.state.late_joins:  # MongoDB runs the lookup's own pipeline, rule filter first
+        assert response.status_code == 200, response.text
+        [order] = response.json()["items"]
+        assert [s["label"] for s in order["shipped"]] == ["mine"]
+    else:  # a server that would skip it there gets no such lookup at all
+        assert response.status_code == 400
+        assert "move it before them" in response.json()["detail"]
+
+
 async def test_lookup_by_admin_joins_every_document(
     client: AsyncClient, shipped: None, boss: Account
 ) -> None:

@@ -858,3 +858,21 @@ def test_any_json_raises_nothing_but_pipeline_error(pipeline: Any) -> None:
     for candidate in (pipeline, [pipeline]):
         with contextlib.suppress(PipelineError):
             check(candidate)
+
+
+# Servers that skip a late $lookup's own pipeline
+
+
+def test_late_join_is_refused_where_the_server_would_skip_its_rule_filter() -> None:
+    join = {"$lookup": {"from": "books", "localField": "title", "foreignField": "title", "as": "b"}}
+    message = refusal([{"$addFields": {"x": 1}}, join], late_joins=False)
+    assert message.startswith("pipeline[1].$lookup: this database cannot apply access rules")
+    assert "move it before them" in refusal([{"$facet": {"f": [join]}}], late_joins=False)
+    nested = {"$lookup": {"from": "books", "pipeline": [join], "as": "n"}}
+    assert "move it before them" in refusal([nested], late_joins=False)
+
+
+def test_early_join_passes_where_the_server_skips_late_rule_filters() -> None:
+    join = {"$lookup": {"from": "books", "localField": "title", "foreignField": "title", "as": "b"}}
+    out = check([{"$match": {"title": "x"}}, {"$sort": {"title": 1}}, join], late_joins=False)
+    assert out[2]["$lookup"]["pipeline"][0] == {"$match": {"_owner": "u1"}}

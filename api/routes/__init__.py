@@ -21,7 +21,8 @@ from api.routes import (
 api_router = APIRouter(responses=problem_responses(400, 401, 403, 404, 422, 429, 500))
 api_router.include_router(health.router)
 # Sign-in routes have their own, stricter limits; everything else shares the caller's budget.
-api_router.include_router(auth.router)
+# Every route with a body may also meet the body policy (413, 415).
+api_router.include_router(auth.router, responses=problem_responses(413, 415))
 metered = APIRouter(
     dependencies=[Depends(request_budget)], responses=problem_responses(409, 412, 413, 415, 504)
 )

@@ -1,6 +1,6 @@
 """Aggregation pipelines over a collection, under its list rule."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from api.aggregation import AggregateRequest, AggregateResult, aggregate
 from api.deps import SettingsDep
@@ -11,7 +11,8 @@ router = APIRouter(prefix="/collections/{name}", tags=["aggregation"])
 
 @router.post("/aggregate")
 async def aggregate_collection(
-    body: AggregateRequest, access: ListAccess, settings: SettingsDep
+    body: AggregateRequest, access: ListAccess, settings: SettingsDep, request: Request
 ) -> AggregateResult:
     """Run an aggregation pipeline; the caller's rule filter is always its first stage."""
-    return await aggregate(access, body, settings.aggregate_max_results)
+    late_joins: bool = request.app.state.late_joins
+    return await aggregate(access, body, settings.aggregate_max_results, late_joins=late_joins)

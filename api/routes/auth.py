@@ -9,7 +9,7 @@ from pymongo.errors import DuplicateKeyError
 
 from api import audit, passwords, sessions
 from api.deps import ClientAddress, CurrentPrincipal, CurrentUser, SettingsDep
-from api.problems import Problem, unauthorized
+from api.problems import Problem, problem_responses, unauthorized
 from api.rate_limits import Limit, hit
 from api.settings import Settings
 from documents.sessions import RefreshRequest, TokenPair
@@ -58,7 +58,7 @@ async def _sign_in(email: str, password: str, address: str, settings: Settings) 
     return await sessions.start_session(user, settings)
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED)
+@router.post("/register", status_code=status.HTTP_201_CREATED, responses=problem_responses(409))
 async def register(
     body: UserRegister, response: Response, settings: SettingsDep, address: ClientAddress
 ) -> Registered:

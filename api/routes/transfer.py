@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api import exporting
-from api.deps import CollectionDep, OptionalPrincipal, SettingsDep
+from api.deps import CollectionDep, OptionalPrincipal, SettingsDep, charge, client_address
 from api.guards import ListAccess
 from api.importing import (
     MEDIA_TYPES,
@@ -53,7 +53,19 @@ async def import_documents(
     limit = settings.import_max_bytes
     if length.isdigit() and int(length) > limit:
         raise Problem(413, f"The body is larger than the import limit of {limit} bytes")
-    importer = Importer(collection, principal, key_field, narrowing, settings.query_timeout_ms)
+    credit = 1  # the request itself was counted already
+
+    async def meter(records: int) -> None:
+        # Each record counts against the rate limit, so an import is no way around it.
+        nonlocal credit
+        cost, credit = max(0, records - credit), max(0, credit - records)
+        await charge(principal, client_address(request), settings, cost)
+
+    # Administrators (and admin API keys, the seed path) load data sets far past any budget.
+    metered = None if principal is not None and principal.is_admin else meter
+    importer = Importer(
+        collection, principal, key_field, narrowing, settings.query_timeout_ms, metered
+    )
     return await run_import(importer, request.stream(), chosen, limit)
 
 
