@@ -817,7 +817,13 @@ def _assert_safe_query(value: Any, hidden: str | None) -> None:
             assert key not in FORBIDDEN_KEYS
             assert key != "$expr"
             assert not hidden or key.split(".")[0] != hidden
+            if not key.startswith("$") and not _is_operator_document(item):
+                continue  # a literal compared by equality: its keys name no field
             _assert_safe_query(item, hidden)
+
+
+def _is_operator_document(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and all(k.startswith("$") for k in value)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
