@@ -27,7 +27,9 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are `async def` even without I/O: FastAPI runs a plain `def` dependency in a
+# worker thread, a hand-off that costs far more than the work itself on every request.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -39,7 +41,11 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-ClientAddress = Annotated[str, Depends(client_address)]
+async def _client_address(request: Request) -> str:
+    return client_address(request)
+
+
+ClientAddress = Annotated[str, Depends(_client_address)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +76,10 @@ def parse_object_id(value: str) -> PydanticObjectId | None:
 async def _key_principal(key: str) -> Principal:
     api_key = await ApiKey.find_one(ApiKey.key_hash == security.hash_token(key))
     # Revoked keys are deleted; expiry is checked here as TTL clean-up is not immediate.
-    if api_key is None or (
-        api_key.expires_at is not None and api_key.expires_at <= datetime.now(UTC)
-    ):
+    expires = api_key.expires_at if api_key is not None else None
+    if expires is not None and expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)  # stored dates are UTC, however they are read
+    if api_key is None or (expires is not None and expires <= datetime.now(UTC)):
         raise unauthorized("Invalid or expired API key")
     return Principal(id=str(api_key.id), roles=tuple(api_key.roles), api_key=api_key)
 

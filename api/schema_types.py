@@ -26,7 +26,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+# `constructor` is refused as Parse Server does: JavaScript clients merging such an object can
+# have their prototypes polluted (`__proto__` is already out through its underscores).
+FIELD_NAME = re.compile(r"(?!constructor\Z)[A-Za-z][A-Za-z0-9_]{0,63}")
 # BSON stores integers as int64: a larger int would make the insert itself fail.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_VALUE_DEPTH = 100  # MongoDB refuses documents nested deeper
