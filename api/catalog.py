@@ -9,7 +9,8 @@ from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 
 from api.fields import SYSTEM_FIELDS, FieldSpec
-from api.schemas import CompiledSchema, compile_schema
+from api.schema_compiler import compile_schema
+from api.schemas import CompiledSchema
 from documents.collections import CollectionDef, IndexSpec
 
 _COMPILED_CACHE_SIZE = 1024

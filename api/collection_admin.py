@@ -4,7 +4,8 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from api.catalog import Collection, bind, index_problems, sync_indexes
 from api.problems import Problem
-from api.schemas import CompiledSchema, SchemaError, compile_schema
+from api.schema_compiler import compile_schema
+from api.schemas import CompiledSchema, SchemaError
 from documents.collections import CollectionCreate, CollectionDef, IndexSpec
 
 

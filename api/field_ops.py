@@ -10,15 +10,15 @@ import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
+from api.field_op_guards import ancestor_guards, grow_guard, inc_guard, subschema
 from api.fields import FieldSpec
+from api.value_checks import INT64_MAX, INT64_MIN
 
 OPERATORS = {"inc": "$inc", "push": "$push", "pull": "$pull", "add_to_set": "$addToSet"}
 MAX_PATHS = 100
 MAX_ITEM_DEPTH = 16
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _UNKNOWN = "Unknown field"
 _NAMES = ", ".join(OPERATORS)
 _MISSING = object()
@@ -93,9 +93,9 @@ def plan_ops(ops: dict, stored: dict, schema: dict) -> OpsPlan:
             loc = ["body", name, path]
             parent, leaf = _parent(result, path, create=name != "pull", loc=loc)
             current = _MISSING if parent is None else parent.get(leaf, _MISSING)
-            sub = _subschema(schema, path)
+            sub = subschema(schema, path)
             update.setdefault(OPERATORS[name], {})[path] = copy.deepcopy(value)
-            guards += _ancestor_guards(path, stored, schema)
+            guards += ancestor_guards(path, stored, schema)
             if name == "inc":
                 if current is not _MISSING and not _is_number(current):
                     raise OpsError([{"loc": loc, "msg": "Cannot increment a non-number"}])
@@ -104,7 +104,7 @@ def plan_ops(ops: dict, stored: dict, schema: dict) -> OpsPlan:
                     raise OpsError([{"loc": loc, "msg": "Result would overflow a 64-bit integer"}])
                 assert parent is not None  # created above for every operator but pull
                 parent[leaf] = new
-                guard, exact = _inc_guard(path, value, current, sub)
+                guard, exact = inc_guard(path, value, None if current is _MISSING else current, sub)
                 guards += guard
                 version |= not exact or "enum" in sub
                 continue
@@ -119,7 +119,7 @@ def plan_ops(ops: dict, stored: dict, schema: dict) -> OpsPlan:
             items = parent.setdefault(leaf, [])
             if name == "push" or not any(_bson_equal(e, value) for e in items):
                 items.append(copy.deepcopy(value))
-            guard, exact = _grow_guard(path, value, name, sub)
+            guard, exact = grow_guard(path, value, name, sub)
             guards += guard
             version |= not exact
     combined = guards[0] if len(guards) == 1 else ({"$and": guards} if guards else {})
@@ -193,78 +193,6 @@ def _parent(doc: dict, path: str, *, create: bool, loc: list) -> tuple[dict | No
             raise OpsError([{"loc": loc, "msg": f"Cannot reach a field inside {part!r}"}])
         node = child
     return node, leaf
-
-
-def _subschema(schema: dict, path: str) -> dict:
-    for part in path.split("."):
-        schema = (schema.get("properties") or {}).get(part) or {}
-    return schema
-
-
-def _ancestor_guards(path: str, stored: dict, schema: dict) -> list[dict]:
-    """If a stored parent with required fields vanished, MongoDB would recreate it incomplete."""
-    guards: list[dict] = []
-    node: Any = stored
-    prefix = path.split(".")[:-1]
-    for end in range(1, len(prefix) + 1):
-        node = node.get(prefix[end - 1]) if isinstance(node, dict) else None
-        if isinstance(node, dict) and _subschema(schema, ".".join(prefix[:end])).get("required"):
-            guards.append({".".join(prefix[:end]): {"$exists": True}})
-    return guards
-
-
-def _inc_guard(path: str, delta: Any, current: Any, sub: dict) -> tuple[list[dict], bool]:
-    """The condition on the field's old value making old + delta fit minimum/maximum."""
-    high, low = sub.get("maximum"), sub.get("minimum")
-    bound = None
-    if high is not None and delta > 0:
-        bound = ("$lte", _exact_difference(high, delta))
-    elif low is not None and delta < 0:
-        bound = ("$gte", _exact_difference(low, delta))
-    # An absent field becomes `delta` itself, which must fit both bounds.
-    absent_ok = (high is None or delta <= high) and (low is None or delta >= low)
-    if bound is None:
-        return ([] if absent_ok else [{path: {"$exists": True}}]), True
-    condition = {path: {bound[0]: bound[1]}}
-    if current is not _MISSING:
-        # Float rounding can make the filter refuse the value just validated: retrying would
-        # loop, so fall back to the version.
-        fits = current <= bound[1] if bound[0] == "$lte" else current >= bound[1]
-        new = current + delta
-        if not fits and (high is None or new <= high) and (low is None or new >= low):
-            return [], False
-    if absent_ok:
-        return [{"$or": [condition, {path: {"$exists": False}}]}], True
-    return [condition], True
-
-
-def _exact_difference(bound: Any, delta: Any) -> Any:
-    difference = Fraction(bound) - Fraction(delta)
-    return int(difference) if difference.denominator == 1 else float(difference)
-
-
-def _grow_guard(path: str, item: Any, name: str, sub: dict) -> tuple[list[dict], bool]:
-    """push / add_to_set: room left under maxItems, and no duplicate under uniqueItems."""
-    guards: list[dict] = []
-    # MongoDB query equality on arrays, objects and null does not match JSON equality.
-    plain = isinstance(item, str | int | float)
-    if sub.get("minItems", 0) > 1:  # an array removed meanwhile would be recreated too short
-        guards.append({path: {"$exists": True}})
-    limit = sub.get("maxItems")
-    if limit is not None:
-        if limit < 1 or (name == "add_to_set" and not plain):
-            return guards, False
-        # Stored arrays never exceed maxItems (a schema change is checked against them), so
-        # "not exactly full" means "has room"; `$size` also works where array-index paths don't.
-        room = {"$nor": [{path: {"$size": limit}}]}
-        # Adding an item already present changes nothing, so a full array is fine then.
-        guards.append({"$or": [room, {path: item}]} if name == "add_to_set" else room)
-    if sub.get("uniqueItems") is True:
-        if not plain:  # embedded-document equality in MongoDB depends on key order
-            return guards, False
-        if name == "push":
-            guards.append({path: {"$nin": [item]}})
-    return guards, True
 
 
 def _is_number(value: object) -> bool:

@@ -8,14 +8,15 @@ server (`$where`, `$function`) nor probe fields it may not see. Anything else is
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-from bson import ObjectId
-
 from api.fields import FieldSpec
+from api.filter_values import ANY_SCALAR, JSON_KINDS, FilterError, convert_value, describe_types
+from api.regex_safety import regex_risk
+
+# FilterError is the error of `check_filter`: callers catch it from here, beside the function.
+__all__ = ["ALLOWED_OPERATORS", "LOGICAL_OPERATORS", "FilterError", "check_filter"]
 
 LOGICAL_OPERATORS = frozenset({"$and", "$or", "$nor"})
 RANGE_OPERATORS = frozenset({"$gt", "$gte", "$lt", "$lte"})
@@ -32,24 +33,6 @@ MAX_REGEX = 256
 MAX_LIST = 1000  # items of $in, $nin, $all
 MAX_BRANCHES = 100  # filters of $and, $or, $nor
 MAX_ARRAY_SIZE = 2**31 - 1  # $size is an int32 on the server
-
-# Items of an array whose schema leaves them unconstrained: any scalar may be an element.
-_ANY_SCALAR = FieldSpec(frozenset({"string", "number", "boolean", "null"}))
-_OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
-_DATE_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
-)
-# The prefix of a `(?...)` group: flags, non-capturing, lookaround, atomic or named.
-_GROUP_PREFIX = re.compile(r"\(\?(?:([aiLmsux-]*)[:)]|[=!>]|<[=!]|P<\w+>)")
-_BOUND = re.compile(r"\{\d*(?:,\d*)?\}", re.ASCII)
-_JSON_KINDS: dict[type, str] = {
-    dict: "object", list: "array", str: "string", int: "integer", float: "number",
-    bool: "boolean", type(None): "null",
-}  # fmt: skip
-
-
-class FilterError(ValueError):
-    """A filter the API refuses; the message names the problem and where it is."""
 
 
 def check_filter(
@@ -68,7 +51,7 @@ def check_filter(
 def _check_json(value: object, depth: int, nodes: list[int]) -> None:
     """Refuses non-JSON types and oversized input before anything walks it further."""
     # Exact types: subclasses (bool aside) could override comparisons or iteration.
-    if type(value) not in _JSON_KINDS:
+    if type(value) not in JSON_KINDS:
         raise FilterError(f"filter: a {type(value).__name__} is not a JSON value")
     if isinstance(value, dict | list):
         if depth > MAX_DEPTH:
@@ -135,19 +118,19 @@ class _Checker:
             raise FilterError(f"{loc}: sub-document equality is not supported, use dotted paths")
         if isinstance(value, list):
             if "array" not in spec.types:
-                raise FilterError(f"{loc}: expected {_describe(spec.types)}, got array")
-            items = spec.items or _ANY_SCALAR
-            return [_convert(item, items, f"{loc}[{i}]") for i, item in enumerate(value)]
+                raise FilterError(f"{loc}: expected {describe_types(spec.types)}, got array")
+            items = spec.items or ANY_SCALAR
+            return [convert_value(item, items, f"{loc}[{i}]") for i, item in enumerate(value)]
         return self.scalar(value, spec, loc)
 
     def scalar(self, value: object, spec: FieldSpec, loc: str) -> Any:
         """As in MongoDB, a scalar compared with an array field matches any one element."""
         try:
-            return _convert(value, spec, loc)
+            return convert_value(value, spec, loc)
         except FilterError:
             if "array" not in spec.types:
                 raise
-        return _convert(value, spec.items or _ANY_SCALAR, loc)
+        return convert_value(value, spec.items or ANY_SCALAR, loc)
 
     def operators(self, ops: dict[str, Any], spec: FieldSpec, path: str, loc: str) -> Any:
         for op in ops:
@@ -174,7 +157,7 @@ class _Checker:
             elif op == "$all":
                 items = _array_items(spec, here)
                 values = _bounded_list(arg, here)
-                out[op] = [_convert(v, items, f"{here}[{i}]") for i, v in enumerate(values)]
+                out[op] = [convert_value(v, items, f"{here}[{i}]") for i, v in enumerate(values)]
             elif op == "$size":
                 _array_items(spec, here)
                 if type(arg) is not int or not 0 <= arg <= MAX_ARRAY_SIZE:
@@ -206,43 +189,6 @@ class _Checker:
         return result
 
 
-def _convert(value: object, spec: FieldSpec, loc: str) -> Any:
-    """Checks a scalar against a spec, converting ObjectId and date strings to BSON types."""
-    types = spec.types
-    kind = _JSON_KINDS.get(type(value), "unknown")
-    if isinstance(value, dict):
-        raise FilterError(f"{loc}: sub-document equality is not supported, use dotted paths")
-    if isinstance(value, list):
-        pass  # arrays only ever match as a whole, through `equality`
-    elif isinstance(value, str):
-        if "objectid" in types:
-            if _OBJECT_ID.fullmatch(value) is None:
-                raise FilterError(f"{loc}: expected a 24-hex-digit ObjectId")
-            return ObjectId(value)
-        if "datetime" in types or ("string" in types and spec.format == "date-time"):
-            return _date_time(value, loc)
-        if "string" in types:
-            return value
-    elif (
-        kind in types
-        or (kind == "integer" and "number" in types)
-        or (isinstance(value, float) and value.is_integer() and "integer" in types)
-    ):
-        return value
-    raise FilterError(f"{loc}: expected {_describe(types)}, got {kind}")
-
-
-def _date_time(value: str, loc: str) -> datetime:
-    if _DATE_TIME.fullmatch(value) is None:
-        raise FilterError(f"{loc}: expected an RFC 3339 date-time with a UTC offset")
-    # fromisoformat takes at most microseconds; BSON dates keep only milliseconds anyway.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", value.upper().replace(" ", "T"))
-    try:
-        return datetime.fromisoformat(text).astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise FilterError(f"{loc}: expected an RFC 3339 date-time with a UTC offset") from None
-
-
 def _regex(pattern: object, options: object, spec: FieldSpec, loc: str) -> dict[str, str]:
     if not _holds_strings(spec):
         raise FilterError(f"{loc}.$regex: only string fields take $regex")
@@ -258,77 +204,6 @@ def _regex(pattern: object, options: object, spec: FieldSpec, loc: str) -> dict[
     if risk:
         raise FilterError(f"{loc}.$regex: {risk}")
     return {"$regex": pattern, "$options": options}
-
-
-def regex_risk(pattern: str) -> str | None:
-    """Why a client's pattern is refused (invalid, or a shape that can backtrack exponentially),
-    or None. Aggregation expressions and `$match` after reshaping stages check with it too."""
-    try:
-        re.compile(pattern)
-    except (re.error, ValueError, OverflowError, RecursionError):
-        return "not a valid regular expression"
-    try:
-        return _backtracking_risk(pattern)
-    except (IndexError, ValueError):  # a shape the scanner misreads: refuse, never crash
-        return "pattern too complex to check"
-
-
-def _backtracking_risk(pattern: str) -> str | None:
-    """Spots the shapes that backtrack exponentially: a repeated group that itself repeats or
-    branches, like `(a+)+` or `(a|aa)*`, and backreferences. Errs on the side of refusing.
-
-    Only sees patterns `re` compiled, so groups and classes are balanced.
-    """
-    risky = [False]  # per open group: holds a quantifier or an alternation
-    i, after_group = 0, False
-    while i < len(pattern):
-        char, follows_group, after_group = pattern[i], after_group, False
-        if char == "\\":
-            if pattern[i + 1 : i + 2] in tuple("123456789"):
-                return "backreferences are not allowed"
-            i += 1
-        elif char == "[":
-            # A `]` right after `[` or `[^` is a literal, not the end of the class.
-            start = i + 2 if pattern.startswith("[^", i) else i + 1
-            i = _closing(pattern, start + 1 if pattern[start] == "]" else start, "]")
-        elif pattern.startswith(("(?P=", "(?("), i):
-            return "backreferences are not allowed"
-        elif pattern.startswith("(?#", i):
-            i, after_group = _closing(pattern, i + 3, ")"), follows_group
-        elif char == "(":
-            prefix = _GROUP_PREFIX.match(pattern, i)
-            if prefix is None and pattern.startswith("(?", i):
-                return "unsupported group syntax"
-            if prefix and prefix.group(1) is not None and "x" in prefix.group(1):
-                return "the verbose flag is not allowed"
-            if prefix and prefix.group().endswith(")"):  # a flag setting, not a group
-                i, after_group = prefix.end() - 1, follows_group
-            else:
-                i = prefix.end() - 1 if prefix else i
-                risky.append(False)
-        elif char == ")":
-            inner = risky.pop()
-            risky[-1] = risky[-1] or inner
-            after_group = inner
-        elif char in "*+?" or _BOUND.match(pattern, i):
-            if follows_group and char != "?":
-                return "a repeated group must not itself repeat or alternate"
-            risky[-1] = True
-            if char == "{":
-                i = pattern.index("}", i)
-            if pattern[i + 1 : i + 2] in ("?", "+"):  # lazy or possessive suffix
-                i += 1
-        elif char == "|":
-            risky[-1] = True
-        i += 1
-    return None
-
-
-def _closing(pattern: str, i: int, closer: str) -> int:
-    """Index of the first unescaped `closer` from `i` on."""
-    while pattern[i] != closer:
-        i += 2 if pattern[i] == "\\" else 1
-    return i
 
 
 def _holds_strings(spec: FieldSpec) -> bool:
@@ -347,9 +222,4 @@ def _bounded_list(arg: object, loc: str) -> list[Any]:
 def _array_items(spec: FieldSpec, loc: str) -> FieldSpec:
     if "array" not in spec.types:
         raise FilterError(f"{loc}: only array fields take this operator")
-    return spec.items or _ANY_SCALAR
-
-
-def _describe(types: frozenset[str]) -> str:
-    names = {"objectid": "ObjectId string", "datetime": "date-time string"}
-    return " or ".join(sorted(names.get(t, t) for t in types)) or "nothing"
+    return spec.items or ANY_SCALAR

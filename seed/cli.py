@@ -14,7 +14,8 @@ from typing import get_args
 
 from pydantic import ValidationError
 
-from api.importing import ImportFormat, ImportMode, ImportReport
+from api.import_batches import ImportReport
+from api.importing import ImportFormat, ImportMode
 from api.problems import Problem
 from api.settings import Settings
 from documents.users import ADMIN_ROLE, Credentials, User

@@ -15,15 +15,9 @@ from typing import TYPE_CHECKING, Any
 from api.catalog import Collection, bind, load_collection
 from api.collection_admin import create_collection
 from api.deps import Principal
+from api.import_batches import Importer, ImportReport
 from api.import_formats import Record
-from api.importing import (
-    Importer,
-    ImportFormat,
-    ImportMode,
-    ImportReport,
-    run_import,
-    upsert_key,
-)
+from api.importing import ImportFormat, ImportMode, run_import, upsert_key
 from documents.collections import CollectionCreate
 from documents.users import ADMIN_ROLE
 

@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 from api.field_ops import MAX_PATHS, OpsError, OpsPlan, parse_ops, plan_ops
 from api.fields import SYSTEM_FIELDS
-from api.schemas import DocumentInvalid, compile_schema
+from api.schema_compiler import compile_schema
+from api.schemas import DocumentInvalid
 
 SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -9,13 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.fields import FieldSpec
-from api.schemas import (
-    MAX_PROPERTIES,
-    CompiledSchema,
-    DocumentInvalid,
-    SchemaError,
-    compile_schema,
-)
+from api.schema_compiler import MAX_PROPERTIES, compile_schema
+from api.schemas import CompiledSchema, DocumentInvalid, SchemaError
 
 # A serializer falling back to guesswork warns; that would be a bug here.
 pytestmark = pytest.mark.filterwarnings("error")

@@ -8,12 +8,11 @@ from fastapi.responses import StreamingResponse
 from api import exporting
 from api.deps import CollectionDep, OptionalPrincipal, SettingsDep, charge, client_address
 from api.guards import ListAccess
+from api.import_batches import Importer, ImportReport
 from api.importing import (
     MEDIA_TYPES,
-    Importer,
     ImportFormat,
     ImportMode,
-    ImportReport,
     choose_format,
     run_import,
     upsert_key,
