@@ -79,14 +79,24 @@ def after_condition(sort: list[tuple[str, int]], values: list[Any]) -> dict:
             branches.append({**equal, path: {"$gt": value}})
         else:
             branches.append({**equal, "$or": [{path: {"$lt": value}}, {path: None}]})
-    return {"$or": branches} if branches else {"_id": {"$exists": False}}
+    if not branches:
+        return {"_id": {"$exists": False}}
+    return branches[0] if len(branches) == 1 else {"$or": branches}
 
 
 def _all_of(*parts: dict) -> dict:
+    """The conjunction of filters, as one flat filter when no two of them name the same key.
+
+    Equivalent to `$and`, but simple databases (the embedded one among them) only use an index
+    for a flat filter.
+    """
     parts = tuple(part for part in parts if part)
-    if not parts:
-        return {}
-    return parts[0] if len(parts) == 1 else {"$and": list(parts)}
+    merged: dict = {}
+    for part in parts:
+        if merged.keys() & part.keys():
+            return {"$and": list(parts)}
+        merged.update(part)
+    return merged
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,235 @@
+"""`python -m bench`: Cabinet against a bare baseline, side by side in one run.
+
+    python -m bench [--scale small|full] [--duration SECONDS]
+
+Starts the database (the embedded stand-in, or CABINET_MONGODB_URL), the API with one worker and
+the baseline app, seeds data through the API, drives each scenario with wrk, prints the table
+and writes it to bench/results/latest.md.
+"""
+
+import argparse
+import json
+import secrets
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from pymongo import MongoClient
+
+from bench import machine
+from bench.cursor_walk import DEPTH, walk
+from bench.dataset import READER_EMAIL, READER_PASSWORD, Dataset, prepare
+from bench.import_load import import_raw, import_through_api, ndjson_rows
+from bench.loadgen import Load, LoadGeneratorMissing, find_wrk
+from bench.login_load import StallProbe, argon2_ceiling
+from bench.measure import measure
+from bench.report import Figures, Row, cpu_row, markdown, plain_text
+from bench.scenarios import JSON, request_scenarios
+from bench.servers import Database, Server, start_api, start_baseline
+
+RESULTS = Path(__file__).parent / "results" / "latest.md"
+CPU_LIMIT = 1.5
+CPU_TARGETS = {"get by id", "list 50, filter + sort", "create", "inc op"}
+LOGIN_SHARE = 0.9
+STALL_LIMIT_MS = 10.0
+IMPORT_SHARE = 0.7
+DEPTH_LIMIT = 1.2
+
+
+@dataclass(frozen=True)
+class Scale:
+    owned: int  # the reader's documents in `items`
+    page_limit: int  # page size of the cursor walk (DEPTH pages deep)
+    import_rows: int
+
+
+SCALES = {
+    "small": Scale(owned=5_500, page_limit=5, import_rows=100_000),
+    "full": Scale(owned=60_000, page_limit=50, import_rows=100_000),
+}
+
+
+def _say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def _request_rows(
+    wrk: str, api: Server, baseline: Server, data: Dataset, seconds: int
+) -> list[Row]:
+    rows = []
+    for scenario in request_scenarios(data):
+        _say(f"{scenario.name}: Cabinet, then the baseline")
+        cabinet = measure(wrk, api, scenario.cabinet, seconds)
+        reference = measure(wrk, baseline, scenario.baseline, seconds)
+        limit = CPU_LIMIT if scenario.name in CPU_TARGETS else None
+        rows.append(cpu_row(scenario.name, cabinet, reference, limit))
+    return rows
+
+
+def _login_rows(wrk: str, api: Server, seconds: int) -> list[Row]:
+    _say("login: the Argon2 ceiling, then sign-ins under load with the stall probe")
+    ceiling = argon2_ceiling(min(seconds, 5))
+    credentials = json.dumps({"email": READER_EMAIL, "password": READER_PASSWORD})
+    with StallProbe(api.port) as probe:
+        login = measure(wrk, api, Load("POST", ["/v1/auth/login"], JSON, credentials), seconds)
+    stalls = probe.stalls()
+    share = login.load.per_second / ceiling
+    return [
+        Row(
+            "login",
+            Figures.of(login),
+            "Argon2 ceiling",
+            Figures(ceiling),
+            "throughput",
+            share,
+            f">= {LOGIN_SHARE}x",
+            share >= LOGIN_SHARE,
+        ),
+        Row(
+            f"login: loop stall (max of {stalls.probes} probes, {stalls.over_10ms} > 10 ms)",
+            None,
+            f"probe p99 {stalls.p99_ms:.1f} ms",
+            None,
+            "max ms",
+            stalls.max_ms,
+            f"< {STALL_LIMIT_MS:.0f} ms",
+            stalls.max_ms < STALL_LIMIT_MS,
+        ),
+    ]
+
+
+def _import_row(
+    http: httpx.Client,
+    api: Server,
+    database: Database,
+    name: str,
+    data: Dataset,
+    rows: int,
+    work: Path,
+) -> Row:
+    _say(f"import of {rows:,} NDJSON rows: through the API, then raw insert_many")
+    body = ndjson_rows(rows)
+    ndjson = work / "import.ndjson"
+    ndjson.write_bytes(body)
+    cabinet = import_through_api(http, api, data.admin_token, data.reader_headers, body, rows)
+    raw = import_raw(database.url, name, ndjson, data.reader_id)
+    share = cabinet.per_second / raw.per_second
+    return Row(
+        f"import {rows:,} NDJSON rows (rows/s)",
+        Figures(cabinet.per_second, cpu_per_1k=cabinet.cpu_per_1k),
+        "raw insert_many",
+        Figures(raw.per_second, cpu_per_1k=raw.cpu_per_1k),
+        "rows/s",
+        share,
+        f">= {IMPORT_SHARE}x",
+        share >= IMPORT_SHARE,
+    )
+
+
+def _cursor_row(
+    wrk: str, http: httpx.Client, api: Server, data: Dataset, limit: int, seconds: int
+) -> tuple[Row, float]:
+    _say(f"cursor walk: following cursors to page {DEPTH:,}, then page 1 against it")
+    pages = walk(http, data.reader_headers, limit)
+    first = measure(wrk, api, Load("GET", [pages.first_page], data.reader_headers), seconds)
+    deep = measure(wrk, api, Load("GET", [pages.deep_page], data.reader_headers), seconds)
+    ratio = first.load.per_second / deep.load.per_second
+    row = Row(
+        f"page {DEPTH:,} of {limit} (cursor)",
+        Figures.of(deep),
+        "page 1",
+        Figures.of(first),
+        "time/request",
+        ratio,
+        f"<= {DEPTH_LIMIT}x",
+        ratio <= DEPTH_LIMIT,
+    )
+    return row, pages.seconds
+
+
+def _document(rows: list[Row], command: str, database: Database, notes: list[str]) -> str:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join(
+        [
+            f"# Benchmark results ({stamp})",
+            "",
+            f"Command: `{command}`  ",
+            f"Machine: {machine.describe()}  ",
+            f"Database: {database.description}",
+            "",
+            markdown(rows),
+            "",
+            *(f"- {note}" for note in notes),
+            "",
+        ]
+    )
+
+
+def run(scale: Scale, seconds: int, command: str) -> int:
+    try:
+        wrk = find_wrk()
+    except LoadGeneratorMissing as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    name = f"cabinet_bench_{secrets.token_hex(4)}"
+    database = Database.start()
+    servers: list[Server] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="cabinet-bench-") as directory:
+            work = Path(directory)
+            api = start_api(database.url, name, work)
+            servers.append(api)
+            with (
+                httpx.Client(base_url=api.base_url, timeout=120) as http,
+                MongoClient[dict](database.url) as mongo,
+            ):
+                _say(
+                    f"seeding {scale.owned:,} documents of the reader (and others') through the API"
+                )
+                data = prepare(http, mongo, name, scale.owned)
+                baseline = start_baseline(database.url, name, data.reader_id, work)
+                servers.append(baseline)
+                rows = _request_rows(wrk, api, baseline, data, seconds)
+                rows += _login_rows(wrk, api, seconds)
+                cursor, walk_seconds = _cursor_row(wrk, http, api, data, scale.page_limit, seconds)
+                rows.append(cursor)
+                rows.append(_import_row(http, api, database, name, data, scale.import_rows, work))
+                if database.embedded is None:
+                    mongo.drop_database(name)
+    finally:
+        for server in reversed(servers):
+            server.stop()
+        database.stop()
+    notes = [
+        f"wrk, {seconds} s per run after a 1 s warm-up, 8 connections on 2 threads; "
+        "CPU is the server process's user + system time over the run, per 1,000 requests "
+        "(per 1,000 rows for the import).",
+        f"Reaching page {DEPTH:,} by following cursors took {walk_seconds:.1f} s "
+        f"({walk_seconds / DEPTH * 1000:.1f} ms a page).",
+        f"Whole run: {time.monotonic() - started:.0f} s.",
+    ]
+    print(plain_text(rows))
+    for note in notes:
+        print(note)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(_document(rows, command, database, notes))
+    print(f"written to {RESULTS}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="small")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per measured run")
+    args = parser.parse_args()
+    command = " ".join(["python -m bench", *sys.argv[1:]])
+    return run(SCALES[args.scale], max(1, args.duration), command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
