@@ -1,22 +1,35 @@
-"""Argon2id hashing off the event loop, through a limiter sized to the machine's cores."""
+"""Argon2id hashing off the event loop, on a pool of threads sized to the machine's cores."""
 
+import asyncio
+import contextlib
 import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-
-import anyio
-from anyio import to_thread
+from typing import TypeVar
 
 from api import security
 
-_limiter: anyio.CapacityLimiter | None = None
+T = TypeVar("T")
+HASHING_NICENESS = 10
 
 
-def _hashing_limiter() -> anyio.CapacityLimiter:
-    # Created on first use, inside the running event loop; more threads than cores only queue.
-    global _limiter
-    if _limiter is None:
-        _limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
-    return _limiter
+def _lower_priority() -> None:
+    # Hashing may keep every core busy. At a lower priority its threads give way to the event
+    # loop as soon as it has a request to serve, so sign-ins never stall other requests.
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+
+
+# More hashing threads than cores would only queue; the pool's size is the limiter.
+_pool = ThreadPoolExecutor(
+    max_workers=os.cpu_count() or 1, thread_name_prefix="argon2", initializer=_lower_priority
+)
+
+
+async def _off_loop(function: Callable[..., T], *args: object) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_pool, function, *args)
 
 
 @lru_cache(maxsize=1)
@@ -25,25 +38,21 @@ def _dummy_hash() -> str:
 
 
 async def hash_password(password: str) -> str:
-    return await to_thread.run_sync(security.hash_password, password, limiter=_hashing_limiter())
+    return await _off_loop(security.hash_password, password)
 
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
     """Checks a password; with no hash (unknown account) it still spends the same time and fails."""
     if password_hash is None:
-        await to_thread.run_sync(
-            security.verify_password, _dummy_hash(), password, limiter=_hashing_limiter()
-        )
+        await _off_loop(security.verify_password, _dummy_hash(), password)
         return False
-    return await to_thread.run_sync(
-        security.verify_password, password_hash, password, limiter=_hashing_limiter()
-    )
-
-
-async def prepare() -> None:
-    """Computes the dummy hash at start-up so the first unknown-email login is not faster."""
-    await to_thread.run_sync(_dummy_hash, limiter=_hashing_limiter())
+    return await _off_loop(security.verify_password, password_hash, password)
 
 
 def needs_rehash(password_hash: str) -> bool:
     return security.needs_rehash(password_hash)
+
+
+async def prepare() -> None:
+    """Computes the dummy hash at start-up so the first unknown-email login is not faster."""
+    await _off_loop(_dummy_hash)
