@@ -9,6 +9,7 @@ from starlette.middleware.cors import CORSMiddleware
 from api import passwords
 from api.database import applies_late_join_rules, connect
 from api.middleware import BodyPolicyMiddleware, RequestContextMiddleware
+from api.openapi_links import install_links
 from api.problems import install_problem_handlers
 from api.routes import api_router
 from api.settings import Settings, get_settings
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_problem_handlers(app)
     app.include_router(api_router, prefix="/v1")
+    install_links(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -5,7 +5,8 @@ input, against a real collection (`{name}`) and a real document (`{doc_id}`). Ge
 derandomized, so a failure here reproduces on every run.
 
 Schemathesis calls an ASGI app from its own event-loop thread, while the session's app and its
-MongoDB client live on the test session's loop; `SessionLoopBridge` carries each request across.
+MongoDB client live on the test session's loop; `SessionLoopBridge` (tests/fuzzing.py) carries
+each request across.
 """
 
 import asyncio
@@ -20,11 +21,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import CheckFunction
 from schemathesis.specs.openapi.schemas import OpenApiSchema
-from starlette.types import Message, Receive, Scope, Send
 
 from api.main import create_app
 from api.settings import Settings
 from tests.factories import Account, admin, create_collection, register
+from tests.fuzzing import SessionLoopBridge
 
 MAX_EXAMPLES = 25
 COLLECTION = "fuzzed"
@@ -55,52 +56,6 @@ OPERATIONS = sorted(
     for path, methods in create_app(Settings(_env_file=None)).openapi()["paths"].items()
     for method in methods
 )
-
-
-class SessionLoopBridge:
-    """An ASGI app that runs each request on `loop`, where the real app was started."""
-
-    def __init__(self, app: FastAPI, loop: asyncio.AbstractEventLoop) -> None:
-        self.app = app
-        self.loop = loop
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":  # the session fixture owns the real lifespan
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        sent: list[Message] = []
-        future = asyncio.run_coroutine_threadsafe(self._serve(dict(scope), body, sent), self.loop)
-        try:
-            await asyncio.wrap_future(future)
-        finally:
-            for message in sent:
-                await send(message)
-
-    async def _serve(self, scope: Scope, body: bytes, sent: list[Message]) -> None:
-        delivered, finished = False, asyncio.Event()
-
-        async def receive() -> Message:
-            nonlocal delivered
-            if delivered:
-                await finished.wait()
-                return {"type": "http.disconnect"}
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                finished.set()
-
-        await self.app(scope, receive, send)
 
 
 @pytest.fixture
