@@ -8,6 +8,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 
+from api.database import ServerTraits, server_traits
 from api.fields import SYSTEM_FIELDS, FieldSpec
 from api.schema_compiler import compile_schema
 from api.schemas import CompiledSchema
@@ -91,10 +92,13 @@ def index_problems(indexes: list[IndexSpec], fields: dict[str, FieldSpec]) -> li
     return problems
 
 
-def index_models(definition: CollectionDef) -> list[IndexModel]:
-    # Owner-rule queries narrow on `_owner`. (A compound `_owner, _id` index would serve the
-    # default sort better, but the embedded database cannot index `_id` within a compound key.)
-    models = [IndexModel([("_owner", ASCENDING)], name="cabinet_owner")]
+def index_models(definition: CollectionDef, traits: ServerTraits) -> list[IndexModel]:
+    # Owner-rule lists narrow on `_owner` and page in `_id` order, which `_owner, _id` serves
+    # from the index alone; a server that cannot hold `_id` in a compound key gets `_owner`.
+    owner = [("_owner", ASCENDING)]
+    if traits.id_in_compound_index:
+        owner.append(("_id", ASCENDING))
+    models = [IndexModel(owner, name="cabinet_owner")]
     for spec in definition.indexes:
         if spec.text:
             models.append(IndexModel([(path, TEXT) for path in spec.text], name="cabinet_text"))
@@ -119,7 +123,9 @@ def _signature(key: Any, unique: object) -> tuple:
 
 async def sync_indexes(collection: Collection) -> None:
     """Makes the storage collection's indexes those of the definition, dropping the others."""
-    desired = index_models(collection.definition)
+    desired = index_models(
+        collection.definition, await server_traits(collection.storage.database.client)
+    )
     wanted = {_signature(m.document["key"], m.document.get("unique")) for m in desired}
     existing = await collection.storage.index_information()
     present = {_signature(info["key"], info.get("unique")): name for name, info in existing.items()}

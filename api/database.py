@@ -1,6 +1,7 @@
 """The service's one way to the database: PyMongo's async client over a URL, then Beanie."""
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC
 
 from beanie import init_beanie
@@ -31,11 +32,20 @@ async def ping(client: AsyncMongoClient, seconds: float = 2.0) -> bool:
     return True
 
 
-async def applies_late_join_rules(client: AsyncMongoClient) -> bool:
-    """Whether the server runs a `$lookup`'s own pipeline wherever the `$lookup` stands.
+@dataclass(frozen=True, slots=True)
+class ServerTraits:
+    """Where the server departs from MongoDB; on MongoDB itself every trait is True.
 
-    MongoDB does. The embedded stand-in (nx-27017) skips it after reshaping stages, and with
-    it the rule filter Cabinet puts there, so the aggregation route must not rely on it.
+    The embedded stand-in (nx-27017) skips a `$lookup`'s own pipeline, and with it the rule
+    filter Cabinet puts there, once earlier stages reshaped the documents; and it cannot keep
+    `_id` inside a compound index (every insert then fails).
     """
+
+    late_join_rules: bool
+    id_in_compound_index: bool
+
+
+async def server_traits(client: AsyncMongoClient) -> ServerTraits:
     info = await client.admin.command("buildInfo")
-    return info.get("process") != "nx_27017"
+    mongodb = info.get("process") != "nx_27017"
+    return ServerTraits(late_join_rules=mongodb, id_in_compound_index=mongodb)

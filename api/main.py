@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from api import passwords
-from api.database import applies_late_join_rules, connect
+from api.database import connect, server_traits
 from api.middleware import BodyPolicyMiddleware, RequestContextMiddleware
 from api.openapi_links import install_links
 from api.problems import install_problem_handlers
@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "CABINET_MONGODB_URL is not set; start the service with python -m api"
             )
         app.state.mongo = await connect(settings.mongodb_url, settings.database)
-        app.state.late_joins = await applies_late_join_rules(app.state.mongo)
+        app.state.traits = await server_traits(app.state.mongo)
         await passwords.prepare()
         try:
             yield

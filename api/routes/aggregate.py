@@ -14,5 +14,5 @@ async def aggregate_collection(
     body: AggregateRequest, access: ListAccess, settings: SettingsDep, request: Request
 ) -> AggregateResult:
     """Run an aggregation pipeline; the caller's rule filter is always its first stage."""
-    late_joins: bool = request.app.state.late_joins
+    late_joins: bool = request.app.state.traits.late_join_rules
     return await aggregate(access, body, settings.aggregate_max_results, late_joins=late_joins)

@@ -1,0 +1,35 @@
+"""The indexes a collection definition asks of the server."""
+
+from api.catalog import index_models
+from api.database import ServerTraits
+from documents.collections import CollectionDef, IndexSpec
+
+MONGODB = ServerTraits(late_join_rules=True, id_in_compound_index=True)
+STAND_IN = ServerTraits(late_join_rules=False, id_in_compound_index=False)
+
+
+def _definition(*indexes: IndexSpec) -> CollectionDef:
+    return CollectionDef.model_construct(name="books", indexes=list(indexes))
+
+
+def test_owner_index_keeps_id_order_where_the_server_can() -> None:
+    [owner] = index_models(_definition(), MONGODB)
+    assert owner.document["key"] == {"_owner": 1, "_id": 1}
+    [plain] = index_models(_definition(), STAND_IN)
+    assert plain.document["key"] == {"_owner": 1}
+
+
+def test_unique_index_covers_only_documents_that_have_the_fields() -> None:
+    spec = IndexSpec(fields=["isbn", "-year"], unique=True)
+    _, unique = index_models(_definition(spec), MONGODB)
+    assert unique.document["key"] == {"isbn": 1, "year": -1}
+    assert unique.document["unique"] is True
+    assert unique.document["partialFilterExpression"] == {
+        "isbn": {"$exists": True},
+        "year": {"$exists": True},
+    }
+
+
+def test_text_index_spans_its_fields() -> None:
+    _, text = index_models(_definition(IndexSpec(text=["title", "summary"])), MONGODB)
+    assert text.document["key"] == {"title": "text", "summary": "text"}
