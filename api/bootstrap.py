@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pymongo.errors import DuplicateKeyError
 
 from api import passwords
+from api.sessions import set_session_roles
 from api.settings import Settings
 from documents.users import ADMIN_ROLE, User
 
@@ -37,7 +38,10 @@ async def ensure_admin(email: str, password: str) -> AdminAccount:
         except DuplicateKeyError:  # another process created it first
             existing = await User.find_one(User.email == email)
     if existing is not None and ADMIN_ROLE not in existing.roles:
-        await existing.set({User.roles: [*existing.roles, ADMIN_ROLE]})
+        roles = [*existing.roles, ADMIN_ROLE]
+        await existing.set({User.roles: roles})
+        assert existing.id is not None
+        await set_session_roles(existing.id, roles)
     return AdminAccount(email, None, created=False)
 
 

@@ -1,6 +1,5 @@
 """Dependencies the routes declare: settings, the authenticated caller, and the guards on them."""
 
-import asyncio
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ from api import security
 from api.catalog import Collection, load_collection
 from api.problems import Problem, not_found, unauthorized
 from api.rate_limits import Limit, hit
-from api.sessions import session_is_live
+from api.sessions import live_session
 from api.settings import Settings
 from documents.api_keys import ApiKey
 from documents.users import ADMIN_ROLE, User
@@ -50,14 +49,13 @@ ClientAddress = Annotated[str, Depends(_client_address)]
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a signed-in user (with their session) or an API key.
+    """Who is calling: a signed-in user's session, or an API key.
 
     `id` is what the caller's writes record as `_owner` and what the `owner` grant matches.
     """
 
     id: str
     roles: tuple[str, ...]
-    user: User | None = None
     session_id: PydanticObjectId | None = None
     api_key: ApiKey | None = None
 
@@ -100,12 +98,12 @@ async def optional_principal(
     user_id, session_id = parse_object_id(claims.user_id), parse_object_id(claims.session_id)
     if user_id is None or session_id is None:
         raise unauthorized("Invalid or expired access token")
-    # Looked up on every request so that a disabled user, a changed role or an ended session
-    # takes effect at once rather than when the token expires.
-    user, live = await asyncio.gather(User.get(user_id), session_is_live(session_id, user_id))
-    if user is None or user.disabled or not live:
+    # Read on every request so that an ended session, a changed role, or a disabled or deleted
+    # user (both end every session) take effect at once rather than when the token expires.
+    session = await live_session(session_id, user_id)
+    if session is None:
         raise unauthorized("Invalid or expired access token")
-    return Principal(id=str(user.id), roles=tuple(user.roles), user=user, session_id=session_id)
+    return Principal(id=str(user_id), roles=tuple(session.get("roles", ())), session_id=session_id)
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
@@ -121,9 +119,13 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 async def current_user(principal: CurrentPrincipal) -> User:
-    if principal.user is None:
+    """The signed-in user's account, for the routes about it (API keys have none)."""
+    if principal.session_id is None:
         raise Problem(403, "This route is for signed-in users, not API keys")
-    return principal.user
+    user = await User.get(PydanticObjectId(principal.id))
+    if user is None or user.disabled:
+        raise unauthorized("Invalid or expired access token")
+    return user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

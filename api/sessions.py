@@ -36,6 +36,7 @@ async def start_session(user: User, settings: Settings) -> TokenPair:
     session = Session(
         user_id=str(user.id),
         token_hash=security.hash_token(refresh_token),
+        roles=user.roles,
         expires_at=utc_now() + timedelta(seconds=settings.refresh_token_ttl),
     )
     await session.insert()
@@ -69,6 +70,8 @@ async def rotate_session(refresh_token: str, settings: Settings, address: str) -
         user = await User.get(PydanticObjectId(rotated["user_id"]))
         if user is None or user.disabled:
             raise unauthorized(INVALID_REFRESH)
+        if rotated.get("roles") != user.roles:  # kept in step, whatever changed them
+            await set_session_roles(PydanticObjectId(rotated["user_id"]), user.roles)
         return _token_pair(str(user.id), str(rotated["_id"]), new_token, settings)
     replayed = await sessions.find_one_and_update(
         {"spent_hashes": presented}, {"$set": {"revoked": True}}, {"user_id": 1}
@@ -97,8 +100,16 @@ async def revoke_user_sessions(
     await Session.get_pymongo_collection().update_many(query, {"$set": {"revoked": True}})
 
 
-async def session_is_live(session_id: PydanticObjectId, user_id: PydanticObjectId) -> bool:
+async def live_session(session_id: PydanticObjectId, user_id: PydanticObjectId) -> dict | None:
+    """The session, if it is still live: not ended, revoked, or past its lifetime."""
     session = await Session.get_pymongo_collection().find_one(
-        {"_id": session_id, "user_id": str(user_id)}, {"revoked": 1, "expires_at": 1}
+        {"_id": session_id, "user_id": str(user_id)}, {"revoked": 1, "expires_at": 1, "roles": 1}
     )
-    return session is not None and _is_live(session)
+    return session if session is not None and _is_live(session) else None
+
+
+async def set_session_roles(user_id: PydanticObjectId, roles: list[str]) -> None:
+    """Gives a user's sessions their new roles: a grant or removal applies to the next request."""
+    await Session.get_pymongo_collection().update_many(
+        {"user_id": str(user_id)}, {"$set": {"roles": roles}}
+    )

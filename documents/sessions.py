@@ -21,6 +21,9 @@ class Session(Document):
     user_id: Annotated[str, Indexed()]
     token_hash: Annotated[str, Indexed(unique=True)]
     spent_hashes: list[str] = []
+    # The user's roles, kept here so that one read authenticates a request; every change of a
+    # user's roles is written to their sessions too (api/sessions.py, set_session_roles).
+    roles: list[str] = []
     revoked: bool = False
     created: datetime = Field(default_factory=utc_now)
     expires_at: datetime

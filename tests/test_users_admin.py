@@ -239,3 +239,22 @@ async def test_deleted_users_email_can_register_again(client: AsyncClient) -> No
     assert (await client.delete(f"/v1/users/{account.id}", headers=boss.headers)).status_code == 204
     again = await register(client, account.email)
     assert again.id != account.id
+
+
+async def test_role_removed_by_admin_applies_to_the_next_request(client: AsyncClient) -> None:
+    boss = await admin(client)
+    deputy = await register(client)
+    await patch_user(client, boss, deputy.id, roles=["admin"])
+    assert (await client.get("/v1/users", headers=deputy.headers)).status_code == 200
+    await patch_user(client, boss, deputy.id, roles=[])
+    assert (await client.get("/v1/users", headers=deputy.headers)).status_code == 403
+
+
+async def test_refreshed_tokens_carry_the_current_roles(client: AsyncClient) -> None:
+    boss = await admin(client)
+    deputy = await register(client)
+    await patch_user(client, boss, deputy.id, roles=["admin"])
+    refreshed = await client.post("/v1/auth/refresh", json={"refresh_token": deputy.refresh_token})
+    token = refreshed.json()["access_token"]
+    users = await client.get("/v1/users", headers={"Authorization": f"Bearer {token}"})
+    assert users.status_code == 200

@@ -139,12 +139,13 @@ async def update_me(body: UserSelfUpdate, user: CurrentUser) -> UserPublic:
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
 async def change_password(
-    body: PasswordChange, principal: CurrentPrincipal, settings: SettingsDep, address: ClientAddress
+    body: PasswordChange,
+    principal: CurrentPrincipal,
+    user: CurrentUser,
+    settings: SettingsDep,
+    address: ClientAddress,
 ) -> None:
     """Change the password and end every other session of this user."""
-    user = principal.user
-    if user is None:
-        raise Problem(403, "This route is for signed-in users, not API keys")
     requests, window = settings.login_limit
     await hit(f"password:{user.id}", Limit(requests, window))
     if not await passwords.verify_password(user.password_hash, body.current_password):

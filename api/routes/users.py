@@ -54,9 +54,11 @@ async def update_user(
     _refuse_self_lockout(admin, user, changes)
     if changes:
         await user.set(changes)
+    assert user.id is not None
     if changes.get("disabled"):
-        assert user.id is not None
         await sessions.revoke_user_sessions(user.id)
+    if "roles" in changes:
+        await sessions.set_session_roles(user.id, changes["roles"])
     if changes:
         await audit.record(
             "user.update", actor=admin.id, target=str(user.id), address=address, detail=changes
