@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import logging.config
 import os
+import shutil
 import signal
 import sys
 
@@ -67,6 +68,12 @@ def main() -> int:
     log_config = configure_logging()
     logging.config.dictConfig(log_config)
     settings.signing_key()  # created once here, so every worker reads the same one
+    if settings.workers > 1:
+        # Workers write their metrics where one scrape of any of them reads them all.
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     embedded = None
     if settings.mongodb_url is None:
         embedded = EmbeddedDatabase(settings.data_dir)

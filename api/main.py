@@ -11,7 +11,7 @@ from api.database import connect, server_traits
 from api.middleware import BodyPolicyMiddleware, RequestContextMiddleware
 from api.openapi_links import install_links
 from api.problems import install_problem_handlers
-from api.routes import api_router
+from api.routes import api_router, metrics
 from api.settings import Settings, get_settings
 
 
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_problem_handlers(app)
     app.include_router(api_router, prefix="/v1")
+    app.include_router(metrics.router)
     install_links(app)
     if settings.cors_origins:
         app.add_middleware(

@@ -9,6 +9,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.metrics import observe
 from api.problems import PROBLEM_MEDIA_TYPE, Problem, problem_body, problem_response
 
 logger = logging.getLogger("cabinet")
@@ -83,6 +84,7 @@ class RequestContextMiddleware:
                 )
                 await send({"type": "http.response.body", "body": body})
         finally:
+            observe(scope, status, time.perf_counter() - started)
             logger.info(
                 "request",
                 extra={

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
     # Addresses of reverse proxies whose X-Forwarded-For is believed; none by default.
     trusted_proxies: str = ""
+    # In production /metrics answers admins and scrapers sending this as a bearer token.
+    metrics_token: str | None = Field(default=None, min_length=16)
     issuer: str = "cabinet"
     audience: str = "cabinet-api"
     # JSON request bodies larger than this are refused with 413 (imports have their own limit).
@@ -57,7 +59,9 @@ class Settings(BaseSettings):
     # An export reads a whole (filtered) collection, so its query gets a longer server-side limit.
     export_timeout_ms: int = Field(default=300_000, ge=10, le=3_600_000)
 
-    @field_validator("mongodb_url", "secret_key", "admin_email", "admin_password", mode="before")
+    @field_validator(
+        "mongodb_url", "secret_key", "admin_email", "admin_password", "metrics_token", mode="before"
+    )
     @classmethod
     def blank_is_unset(cls, value: object) -> object:
         # docker compose passes `${VAR:-}` as an empty string; that means "not set".

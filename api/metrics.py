@@ -1,0 +1,57 @@
+"""Prometheus metrics: requests by route and status, and their latency.
+
+With several worker processes, `python -m api` points PROMETHEUS_MULTIPROC_DIR at a directory
+they share, so one scrape sees all of them.
+"""
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.types import Scope
+
+REQUESTS = Counter(
+    "cabinet_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "cabinet_request_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def route_label(scope: Scope) -> str:
+    """The path with its parameters named, not valued, so ids do not make a series each;
+    requests that matched no route share one label, whatever they asked for."""
+    template = getattr(scope.get("route"), "path_format", None)
+    if template is None:
+        return "unmatched"
+    path: str = scope["path"]
+    try:
+        rendered = template.format(**scope.get("path_params", {}))
+    except (KeyError, IndexError, ValueError):
+        return "unmatched"
+    # The route knows its own part of the path; what comes before it is the router's prefix.
+    return path.removesuffix(rendered) + template if path.endswith(rendered) else template
+
+
+def observe(scope: Scope, status: int, seconds: float) -> None:
+    route = route_label(scope)
+    REQUESTS.labels(scope["method"], route, str(status)).inc()
+    LATENCY.labels(scope["method"], route).observe(seconds)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in Prometheus's text format, and its content type."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,34 @@
+"""Prometheus's scrape endpoint: open in development; in production for admins or a token."""
+
+import hmac
+
+from fastapi import APIRouter, Request, Response
+
+from api.deps import SettingsDep, optional_principal
+from api.metrics import exposition
+from api.problems import Problem, unauthorized
+from api.settings import Settings
+
+router = APIRouter(tags=["operations"])
+
+
+async def _check_scraper(request: Request, settings: Settings) -> None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    bearer = credentials if scheme.lower() == "bearer" and credentials else None
+    token = settings.metrics_token
+    if token and bearer and hmac.compare_digest(bearer.encode(), token.encode()):
+        return
+    principal = await optional_principal(settings, bearer, request.headers.get("x-api-key"))
+    if principal is None:
+        raise unauthorized("Metrics need an admin or the metrics token")
+    if not principal.is_admin:
+        raise Problem(403, "Metrics need an admin or the metrics token")
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+async def metrics(request: Request, settings: SettingsDep) -> Response:
+    """Request counts and latencies in Prometheus's text format."""
+    if settings.env == "production":
+        await _check_scraper(request, settings)
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)

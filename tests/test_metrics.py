@@ -1,0 +1,39 @@
+"""Prometheus metrics: what they count, and who may scrape them."""
+
+from fastapi import FastAPI
+from httpx import AsyncClient
+
+from api.main import create_app
+from api.settings import Settings
+from tests.factories import admin, another_app, register
+
+METRICS_TOKEN = "scrape-" + "t" * 24
+
+
+async def test_metrics_count_requests_by_route_template(client: AsyncClient) -> None:
+    await client.get("/v1/collections/nope/documents/0123456789abcdef01234567")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'route="/v1/collections/{name}/documents/{doc_id}"' in text
+    assert "0123456789abcdef01234567" not in text
+    assert "cabinet_request_seconds_bucket" in text
+
+
+async def test_production_metrics_answer_admins_and_the_token_only(
+    client: AsyncClient, app: FastAPI, settings: Settings
+) -> None:
+    production = settings.model_copy(update={"env": "production", "metrics_token": METRICS_TOKEN})
+    async with another_app(create_app(production), app) as http:
+        boss = await admin(http)
+        reader = await register(http)
+        anonymous = await http.get("/metrics")
+        plain_user = await http.get("/metrics", headers=reader.headers)
+        wrong = await http.get("/metrics", headers={"Authorization": "Bearer not-the-token"})
+        scraper = await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        administrator = await http.get("/metrics", headers=boss.headers)
+    assert anonymous.status_code == 401
+    assert plain_user.status_code == 403
+    assert wrong.status_code == 401
+    assert (scraper.status_code, administrator.status_code) == (200, 200)
