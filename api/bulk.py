@@ -219,15 +219,15 @@ async def _write(
                     results.pop(later, None)
     if matched < len(planner.replaced):
         # A replace matched nothing: someone changed that document between our read and write.
-        ids = [oid for oid, _ in planner.replaced.values()]
-        versions = {
-            d["_id"]: d["_version"]
-            async for d in storage.find({"_id": {"$in": ids}}, {"_version": 1})
-        }
-        for position, (oid, version) in planner.replaced.items():
+        # Only the document itself tells whose write it holds (another writer starting from the
+        # same version reaches the same version number), so compare it whole with ours.
+        ids = list({oid for oid, _ in planner.replaced.values()})
+        stored = {d["_id"]: d async for d in storage.find({"_id": {"$in": ids}})}
+        for position, (oid, _) in planner.replaced.items():
             if (
                 position in results
                 and results[position].error is None
-                and versions.get(oid) != version
+                # As JSON: the server keeps dates to the millisecond.
+                and to_json(stored.get(oid)) != to_json(planner.current.get(oid))
             ):
                 results[position] = _failure(409, "The document was changed meanwhile; try again")

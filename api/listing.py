@@ -55,6 +55,8 @@ def parse_filter_param(text: str | None) -> dict[str, Any] | None:
 
 
 def _path_value(document: dict, path: str) -> Any:
+    if path in document:  # some servers answer a projected sub-field under its dotted name
+        return document[path]
     value: Any = document
     for part in path.split("."):
         value = value.get(part) if isinstance(value, dict) else None
@@ -125,9 +127,16 @@ def _plan(access: Access, spec: ListQuery) -> _Plan:
         text = {"$text": {"$search": spec.q}}
     projection, strip = None, access.hidden
     if requested is not None:
-        sort_paths = [path for path, _ in sort]
-        projection = dict.fromkeys([*SYSTEM_KEYS, *requested, *sort_paths], 1)
-        strip += tuple(p for p in sort_paths if p not in requested and p not in SYSTEM_KEYS)
+        # Sort keys the cursor needs but the client did not ask for: fetched, then dropped. One
+        # inside a requested object is fetched with it (projecting both would collide).
+        extra = [
+            path
+            for path, _ in sort
+            if path not in SYSTEM_KEYS
+            and not any(path == r or path.startswith(f"{r}.") for r in requested)
+        ]
+        projection = dict.fromkeys([*SYSTEM_KEYS, *requested, *extra], 1)
+        strip += tuple(extra)
     elif access.hidden:
         projection = dict.fromkeys(access.hidden, 0)
     fingerprint = query_fingerprint(

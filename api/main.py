@@ -46,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router, prefix="/v1")
     app.include_router(metrics.router)
     install_links(app)
-    if settings.cors_origins:
+    app.add_middleware(BodyPolicyMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # outside the body policy, so its 413/415 reach browsers too
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
@@ -61,6 +62,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
             expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(BodyPolicyMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -17,8 +17,9 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # The interactive docs load their own scripts and styles; every other response is plain data.
 DOCS_PATHS = ("/docs", "/redoc")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
-# Routes whose bodies are not JSON: the OAuth2 sign-in form and file imports.
-FREE_FORM_SUFFIXES = ("/auth/token", "/import")
+# The routes whose bodies are not JSON: the OAuth2 sign-in form and file imports (which have a
+# size limit of their own). Matched exactly, so no other path can borrow the exemption.
+FREE_FORM_ROUTES = re.compile(r"^/v1/(auth/token|collections/[a-z][a-z0-9_]{0,62}/import)$")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -127,7 +128,7 @@ class BodyPolicyMiddleware:
             has_body = _header(scope, b"content-length") not in (None, "0") or (
                 _header(scope, b"transfer-encoding") is not None
             )
-            exempt = path.endswith(FREE_FORM_SUFFIXES)
+            exempt = scope["method"] == "POST" and FREE_FORM_ROUTES.match(path) is not None
             declared = _header(scope, b"content-length")
             response = None
             if has_body and not exempt and not _is_json(_header(scope, b"content-type") or ""):

@@ -36,6 +36,10 @@ def parse_sort(
         spec = _known("sort", path, fields, allow_write_only)
         if spec.types & _UNSORTABLE_TYPES:
             raise QueryOptionError(f"sort: field {path!r} is not sortable")
+        # MongoDB's range operators compare one type at a time, so a cursor over a field of
+        # several types would never get from the numbers to the strings.
+        if len(spec.types - {"null"}) > 1 and spec.format != "date-time":
+            raise QueryOptionError(f"sort: field {path!r} holds several types; sort by another")
         if path in seen:
             raise QueryOptionError(f"sort: duplicate key {path!r}")
         seen.add(path)

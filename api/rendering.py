@@ -27,9 +27,9 @@ def to_json(value: Any) -> Any:
 
 
 def _drop(document: dict, path: str) -> None:
+    document.pop(path, None)  # a sub-field some servers return under its dotted name
     head, _, rest = path.partition(".")
     if not rest:
-        document.pop(head, None)
         return
     inner = document.get(head)
     for item in inner if isinstance(inner, list) else [inner]:

@@ -40,6 +40,14 @@ async def start_session(user: User, settings: Settings) -> TokenPair:
         expires_at=utc_now() + timedelta(seconds=settings.refresh_token_ttl),
     )
     await session.insert()
+    # An admin's change made while this sign-in was checking the password reached only the
+    # sessions that existed then; now that this one exists, read the user again.
+    current = await User.get(user.id)
+    if current is None or current.disabled:
+        await revoke_user_sessions(user.id)
+        raise unauthorized("Incorrect email or password")
+    if current.roles != user.roles:
+        await set_session_roles(user.id, current.roles)
     return _token_pair(str(user.id), str(session.id), refresh_token, settings)
 
 
@@ -59,7 +67,7 @@ async def rotate_session(refresh_token: str, settings: Settings, address: str) -
     # The condition on the current hash makes rotation atomic: of two concurrent uses of one
     # token, only one can win; the other then finds it spent and is treated as a replay.
     rotated = await sessions.find_one_and_update(
-        {"token_hash": presented, "revoked": False},
+        {"token_hash": presented, "revoked": False, "expires_at": {"$gt": datetime.now(UTC)}},
         {
             "$set": {"token_hash": security.hash_token(new_token)},
             "$push": {"spent_hashes": presented},
