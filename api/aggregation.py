@@ -2,6 +2,7 @@
 
 from typing import Annotated, Any
 
+import bson
 from pydantic import BaseModel, Field
 
 from api.catalog import Collection, load_collection
@@ -57,7 +58,12 @@ async def _lookup_targets(access: Access, pipeline: list) -> dict[str, LookupTar
 
 
 async def aggregate(
-    access: Access, request: AggregateRequest, max_results: int, *, late_joins: bool = True
+    access: Access,
+    request: AggregateRequest,
+    max_results: int,
+    *,
+    max_bytes: int = 32 * 2**20,
+    late_joins: bool = True,
 ) -> AggregateResult:
     targets = await _lookup_targets(access, request.pipeline)
 
@@ -84,11 +90,17 @@ async def aggregate(
     # One more than allowed tells "exactly the cap" apart from "more than the cap".
     stages = [*prefix, *checked, {"$limit": max_results + 1}]
     cursor = await access.collection.storage.aggregate(stages, maxTimeMS=access.max_time_ms)
-    items = await cursor.to_list(max_results + 1)
-    if len(items) > max_results:
-        raise Problem(
-            400,
-            f"The pipeline returns more than {max_results} documents; add a $limit stage "
-            "or narrow the $match",
-        )
-    return AggregateResult(items=[to_json(item) for item in items])
+    items: list[dict[str, Any]] = []
+    size = 0
+    async for item in cursor:
+        # Counted as it arrives, so an answer too big to send is refused before it fills memory.
+        size += len(bson.encode(item))
+        if len(items) == max_results or size > max_bytes:
+            await cursor.close()
+            raise Problem(
+                400,
+                f"The pipeline returns more than {max_results} documents or "
+                f"{max_bytes:,} bytes; add a $limit stage or narrow the $match",
+            )
+        items.append(to_json(item))
+    return AggregateResult(items=items)

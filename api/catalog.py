@@ -9,7 +9,7 @@ from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 
 from api.database import ServerTraits, server_traits
-from api.fields import SYSTEM_FIELDS, FieldSpec
+from api.fields import SYSTEM_FIELDS, FieldSpec, outermost
 from api.schema_compiler import compile_schema
 from api.schemas import CompiledSchema
 from documents.collections import CollectionDef, IndexSpec
@@ -37,7 +37,8 @@ class Collection:
 
     @cached_property
     def write_only(self) -> tuple[str, ...]:
-        return tuple(path for path, spec in self.compiled.fields.items() if spec.write_only)
+        """The write-only fields, outermost only (their children are hidden with them)."""
+        return outermost(path for path, spec in self.compiled.fields.items() if spec.write_only)
 
     @property
     def has_text_index(self) -> bool:

@@ -1,5 +1,6 @@
 """What the engine knows about one field path of a collection: the JSON types it may hold."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # JSON Schema types a user field may declare.
@@ -30,3 +31,12 @@ SYSTEM_FIELDS: dict[str, FieldSpec] = {
     "_updated": FieldSpec(frozenset({"datetime"})),
     "_version": FieldSpec(frozenset({"integer"})),
 }
+
+
+def outermost(paths: Iterable[str]) -> tuple[str, ...]:
+    """The paths that lie under no other path given: a projection or `$unset` naming both a
+    field and one of its children is a path collision on MongoDB."""
+    chosen = sorted(set(paths))
+    return tuple(
+        path for path in chosen if not any(path.startswith(f"{other}.") for other in chosen)
+    )

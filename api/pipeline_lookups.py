@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from api.expressions import ExpressionScope, check_expression
-from api.fields import FieldSpec
+from api.fields import FieldSpec, outermost
 from api.pipeline_syntax import (
     VARIABLE_NAME,
     PipelineError,
@@ -113,8 +113,7 @@ def check_lookup(
     if target.rule_filter:
         prefix.append({"$match": copy.deepcopy(dict(target.rule_filter))})
     if hidden:
-        extra = sorted(hidden - frozenset(target.hidden_fields))
-        prefix.append({"$unset": [*target.hidden_fields, *extra]})
+        prefix.append({"$unset": list(outermost(hidden))})
     out: dict = {"from": target.collection}
     if joined[0]:
         local = check_field_path(spec["localField"], at(pos, "localField"), context.hidden)

@@ -1,5 +1,6 @@
 """Errors as RFC 9457 `application/problem+json`, for every failure the API can answer."""
 
+import logging
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -8,10 +9,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from pymongo.errors import ExecutionTimeout
+from pymongo.errors import DuplicateKeyError, ExecutionTimeout, OperationFailure
 from starlette.exceptions import HTTPException
 
 from api.rate_limits import RateLimited
+
+logger = logging.getLogger("cabinet")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 BEARER_CHALLENGE = 'Bearer realm="cabinet"'
@@ -117,6 +120,17 @@ async def _timed_out(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(504, "The query ran past its time limit; narrow it or add an index")
 
 
+async def _refused_by_database(request: Request, exc: Exception) -> JSONResponse:
+    # A query the checks let through but the server cannot run (a `$project` mixing inclusion
+    # and exclusion, `$toInt` of a word, ...). Its message stays in the log, never in the answer.
+    logger.warning("database refused a request", extra={"error": str(exc)[:500]})
+    return problem_response(400, "The database could not run this request as given")
+
+
+async def _duplicate(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(409, "A document with the same value of a unique field already exists")
+
+
 async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RateLimited)
     return problem_response(
@@ -129,3 +143,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(ExecutionTimeout, _timed_out)
+    app.add_exception_handler(DuplicateKeyError, _duplicate)
+    app.add_exception_handler(OperationFailure, _refused_by_database)

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     query_timeout_ms: int = Field(default=5_000, ge=10, le=600_000)
     # An aggregation returning more is refused (400), never silently cut short.
     aggregate_max_results: int = Field(default=10_000, ge=1, le=1_000_000)
+    aggregate_max_bytes: int = Field(default=32 * 2**20, ge=1024, le=2**30)
     # Import bodies are streamed, so this bounds the work of one request, not its memory.
     import_max_bytes: int = Field(default=1024**3, ge=1)
     # An export reads a whole (filtered) collection, so its query gets a longer server-side limit.

@@ -518,3 +518,26 @@ async def test_ids_and_dates_inside_joined_documents_are_rendered_too(
         for key in ("_created", "_updated"):
             assert document[key].endswith("Z")
             assert datetime.fromisoformat(document[key]).tzinfo is not None
+
+
+async def test_pipeline_answer_larger_than_the_byte_cap_is_refused(
+    app: FastAPI, settings: Settings
+) -> None:
+    application = create_app(settings.model_copy(update={"aggregate_max_bytes": 64 * 1024}))
+    async with another_app(application, restore=app) as http:
+        boss = await admin(http)
+        schema = {
+            "type": "object",
+            "properties": {
+                "text": {"type": "string"},
+                "tags": {"type": "array", "items": {"type": "integer"}},
+            },
+        }
+        await define(http, boss, "notes", schema)
+        await insert(http, boss, "notes", {"text": "x" * 10_000, "tags": list(range(20))})
+        # One 10 kB document unwound into 20 copies: 200 kB against a 64 KiB cap.
+        response = await aggregate(http, "notes", [{"$unwind": "$tags"}], boss)
+        small = await aggregate(http, "notes", [{"$unwind": "$tags"}, {"$limit": 3}], boss)
+    assert response.status_code == 400, response.text
+    assert "65,536 bytes" in response.json()["detail"]
+    assert small.status_code == 200 and len(small.json()["items"]) == 3

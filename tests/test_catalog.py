@@ -2,6 +2,7 @@
 
 from api.catalog import index_models
 from api.database import ServerTraits
+from api.fields import outermost
 from documents.collections import CollectionDef, IndexSpec
 
 MONGODB = ServerTraits(late_join_rules=True, id_in_compound_index=True)
@@ -33,3 +34,13 @@ def test_unique_index_covers_only_documents_that_have_the_fields() -> None:
 def test_text_index_spans_its_fields() -> None:
     _, text = index_models(_definition(IndexSpec(text=["title", "summary"])), MONGODB)
     assert text.document["key"] == {"title": "text", "summary": "text"}
+
+
+def test_hidden_paths_name_only_the_outermost_field() -> None:
+    # A projection naming a field and its child is a path collision on MongoDB.
+    assert outermost(["profile.pin", "profile", "cards.cvc", "note", "notes.x"]) == (
+        "cards.cvc",
+        "note",
+        "notes.x",
+        "profile",
+    )

@@ -139,3 +139,28 @@ async def test_invalid_client_request_id_is_replaced(client: AsyncClient, reques
 async def test_security_headers_are_set(client: AsyncClient) -> None:
     for response in (await client.get("/v1/health"), await client.get("/v1/missing")):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_a_request_the_database_refuses_is_a_400_without_its_message(
+    app: FastAPI, settings: Settings
+) -> None:
+    from pymongo.errors import DuplicateKeyError, OperationFailure
+
+    application = create_app(settings)
+
+    @application.get("/v1/refused")
+    async def refused() -> None:
+        raise OperationFailure("$project mixes inclusion and exclusion (secret detail)", 31254)
+
+    @application.get("/v1/duplicate")
+    async def duplicate() -> None:
+        raise DuplicateKeyError("E11000 duplicate key (secret detail)", 11000)
+
+    async with another_app(application, restore=app) as http:
+        refused_response = await http.get("/v1/refused")
+        duplicate_response = await http.get("/v1/duplicate")
+    assert refused_response.status_code == 400
+    assert duplicate_response.status_code == 409
+    for response in (refused_response, duplicate_response):
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "secret detail" not in response.text

@@ -15,4 +15,10 @@ async def aggregate_collection(
 ) -> AggregateResult:
     """Run an aggregation pipeline; the caller's rule filter is always its first stage."""
     late_joins: bool = request.app.state.traits.late_join_rules
-    return await aggregate(access, body, settings.aggregate_max_results, late_joins=late_joins)
+    return await aggregate(
+        access,
+        body,
+        settings.aggregate_max_results,
+        max_bytes=settings.aggregate_max_bytes,
+        late_joins=late_joins,
+    )
