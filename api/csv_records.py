@@ -94,9 +94,15 @@ def plan_columns(header: list[str], schema: dict, line: int) -> list[Column]:
 
 
 def convert_cell(text: str, types: frozenset[str]) -> Any:
-    """A cell as the JSON value the field's types call for; ValueError if it fits none of them."""
-    if "boolean" in types and text.lower() in _BOOLEANS:
-        return _BOOLEANS[text.lower()]
+    """A cell as the JSON value the field's types call for; ValueError if it fits none of them.
+
+    1 and 0 are booleans only in a field that takes no numbers, so an exported integer comes
+    back an integer.
+    """
+    lowered = text.lower()
+    numeric = bool(types & {"integer", "number"})
+    if "boolean" in types and lowered in _BOOLEANS and not (numeric and lowered in ("1", "0")):
+        return _BOOLEANS[lowered]
     if types & {"integer", "number"} and _INTEGER.fullmatch(text):
         return int(text)
     if "number" in types and _NUMBER.fullmatch(text):
