@@ -1,6 +1,7 @@
 """The collections an admin has defined: each definition with its compiled schema, and indexes."""
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -116,24 +117,38 @@ def index_models(definition: CollectionDef, traits: ServerTraits) -> list[IndexM
     return models
 
 
-def _signature(key: Any, unique: object) -> tuple:
-    """An index's identity by keys and uniqueness (the embedded database renames indexes)."""
-    pairs = key.items() if isinstance(key, dict) else key
-    return tuple((str(path), str(direction)) for path, direction in pairs), bool(unique)
+def _signature(index: Mapping[str, Any]) -> tuple:
+    """An index's identity by keys and uniqueness, from its definition or the server's listing.
 
-
-async def sync_indexes(collection: Collection) -> None:
-    """Makes the storage collection's indexes those of the definition, dropping the others."""
-    desired = index_models(
-        collection.definition, await server_traits(collection.storage.database.client)
+    Not by name: the embedded database renames indexes. A text index is known by its fields,
+    which MongoDB lists as `weights` (its keys are then `_fts` and `_ftsx`).
+    """
+    key = index["key"]
+    pairs = list(key.items() if isinstance(key, Mapping) else key)
+    if any(direction == "text" for _, direction in pairs):
+        fields = index.get("weights") or [path for path, direction in pairs if direction == "text"]
+        return "text", tuple(sorted(fields))
+    return tuple((str(path), str(direction)) for path, direction in pairs), bool(
+        index.get("unique")
     )
-    wanted = {_signature(m.document["key"], m.document.get("unique")) for m in desired}
+
+
+async def sync_indexes(collection: Collection, previous: CollectionDef | None = None) -> None:
+    """Makes the storage collection's indexes those of the definition, dropping the others.
+
+    `previous` is the definition being replaced: what it built counts as present even where
+    the server does not list it (the embedded database leaves text indexes out).
+    """
+    traits = await server_traits(collection.storage.database.client)
+    desired = index_models(collection.definition, traits)
+    wanted = {_signature(m.document) for m in desired}
     existing = await collection.storage.index_information()
-    present = {_signature(info["key"], info.get("unique")): name for name, info in existing.items()}
+    present = {_signature(info): name for name, info in existing.items()}
+    built = set(present)
+    if previous is not None:
+        built |= {_signature(m.document) for m in index_models(previous, traits)}
     # New indexes first: if one cannot be built, the old ones are all still there.
-    missing = [
-        m for m in desired if _signature(m.document["key"], m.document.get("unique")) not in present
-    ]
+    missing = [m for m in desired if _signature(m.document) not in built]
     if missing:
         await collection.storage.create_indexes(missing)
     for signature, name in present.items():

@@ -24,10 +24,14 @@ def check_indexes(indexes: list[IndexSpec], compiled: CompiledSchema) -> None:
         raise Problem(422, "The indexes are not valid", errors=problems)
 
 
-async def apply_indexes(collection: Collection) -> None:
+async def apply_indexes(collection: Collection, previous: CollectionDef | None = None) -> None:
+    """Builds the definition's indexes (`previous`: the definition it replaces); 409 when a
+    unique index cannot be built over the documents already stored."""
     try:
-        await sync_indexes(collection)
-    except (DuplicateKeyError, OperationFailure) as error:
+        await sync_indexes(collection, previous)
+    except OperationFailure as error:
+        if not any(spec.unique for spec in collection.definition.indexes):
+            raise
         raise Problem(409, "Existing documents hold duplicate values for a unique index") from error
 
 

@@ -1,6 +1,6 @@
 """The indexes a collection definition asks of the server."""
 
-from api.catalog import index_models
+from api.catalog import _signature, index_models
 from api.database import ServerTraits
 from api.fields import outermost
 from documents.collections import CollectionDef, IndexSpec
@@ -44,3 +44,10 @@ def test_hidden_paths_name_only_the_outermost_field() -> None:
         "notes.x",
         "profile",
     )
+
+
+def test_a_listed_text_index_is_known_by_its_fields() -> None:
+    _, text = index_models(_definition(IndexSpec(text=["title", "summary"])), MONGODB)
+    # How MongoDB lists the same index: internal keys, the fields as weights.
+    listed = {"key": [("_fts", "text"), ("_ftsx", 1)], "weights": {"summary": 1, "title": 1}}
+    assert _signature(text.document) == _signature(listed)

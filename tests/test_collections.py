@@ -363,3 +363,22 @@ async def test_missing_collection_is_not_revealed_before_authorisation(
         missing = url.replace("books", "missing")
         _assert_problem(await client.request(method, missing, json=body), 401)
         _assert_problem(await client.request(method, missing, json=body, headers=user.headers), 403)
+
+
+async def test_indexes_change_on_a_collection_with_a_text_index_and_documents(
+    client: AsyncClient,
+) -> None:
+    boss = await admin(client)
+    await create_collection(client, boss, "books", BOOKS, indexes=[{"text": ["title"]}])
+    user = await register(client)
+    await _document(client, user, "books", {"title": "Dune"})
+    response = await client.patch(
+        "/v1/collections/books",
+        json={"indexes": [{"text": ["title"]}, {"fields": ["year"]}]},
+        headers=boss.headers,
+    )
+    assert response.status_code == 200, response.text
+    found = await client.get(
+        "/v1/collections/books/documents", params={"q": "dune"}, headers=user.headers
+    )
+    assert [item["title"] for item in found.json()["items"]] == ["Dune"]

@@ -91,7 +91,8 @@ async def update_collection(
     if "indexes" in changes:
         # Built before the definition changes: a unique index the stored documents break is
         # refused (409) with the definition as it was.
-        await apply_indexes(bind(definition.model_copy(update={"indexes": indexes})))
+        replacement = definition.model_copy(update={"indexes": indexes})
+        await apply_indexes(bind(replacement), previous=definition)
     update: dict = {"updated": utc_now(), "version": definition.version + 1}
     if "schema" in changes:
         update["schema"] = schema
