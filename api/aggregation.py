@@ -1,11 +1,13 @@
 """Running a client's aggregation pipeline behind the caller's rule filter, with capped results."""
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import bson
 from pydantic import BaseModel, Field
 
 from api.catalog import Collection, load_collection
+from api.fields import FieldSpec
 from api.guards import Access
 from api.pipelines import LookupTarget, PipelineError, check_pipeline
 from api.problems import Problem
@@ -57,6 +59,31 @@ async def _lookup_targets(access: Access, pipeline: list) -> dict[str, LookupTar
     return targets
 
 
+def _in_array(path: str, fields: Mapping[str, FieldSpec]) -> bool:
+    parts = path.split(".")
+    return any(
+        "array" in getattr(fields.get(".".join(parts[:end])), "types", ())
+        for end in range(1, len(parts))
+    )
+
+
+def _refuse_unhideable(access: Access, targets: dict[str, LookupTarget]) -> None:
+    """Refuses what the embedded database cannot run safely: it ignores `$unset` of a field
+    inside an array of objects, so such write-only fields would show in the results."""
+    exposed = [p for p in access.hidden if _in_array(p, access.collection.fields)] + [
+        p
+        for target in targets.values()
+        for p in target.hidden_fields
+        if _in_array(p, target.fields)
+    ]
+    if exposed:
+        raise Problem(
+            400,
+            "This database cannot hide fields inside arrays from an aggregation; "
+            "ask an admin to run it",
+        )
+
+
 async def aggregate(
     access: Access,
     request: AggregateRequest,
@@ -73,6 +100,8 @@ async def aggregate(
             raise PipelineError(f"collection '{name}' does not exist or you may not list it")
         return targets[name]
 
+    if not late_joins and not access.is_admin:
+        _refuse_unhideable(access, targets)
     try:
         checked = check_pipeline(
             request.pipeline,

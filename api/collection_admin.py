@@ -55,6 +55,7 @@ async def create_collection(body: CollectionCreate) -> CollectionDef:
 
 
 async def drop_collection(collection: Collection) -> None:
-    """Removes the definition, then the documents with their indexes."""
-    await collection.definition.delete()
+    """Removes the documents with their indexes, then the definition; so a drop that fails
+    midway never leaves old documents for a new collection of the same name to inherit."""
     await collection.storage.drop()
+    await collection.definition.delete()

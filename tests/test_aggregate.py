@@ -541,3 +541,32 @@ async def test_pipeline_answer_larger_than_the_byte_cap_is_refused(
     assert response.status_code == 400, response.text
     assert "65,536 bytes" in response.json()["detail"]
     assert small.status_code == 200 and len(small.json()["items"]) == 3
+
+
+async def test_write_only_field_inside_an_array_never_shows_in_an_aggregation(
+    client: AsyncClient, app: FastAPI, boss: Account, alice: Account
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "k": {"type": "string"},
+                        "s": {"type": "string", "writeOnly": True},
+                    },
+                },
+            }
+        },
+    }
+    await define(client, boss, "carts", schema, list=["public"])
+    await insert(client, alice, "carts", {"items": [{"k": "a", "s": "SECRET"}]})
+    response = await aggregate(client, "carts", [{"$project": {"items": 1}}], alice)
+    assert "SECRET" not in response.text
+    if app.state.traits.late_join_rules:  # MongoDB removes it with the rule stages
+        assert response.status_code == 200, response.text
+        assert response.json()["items"][0]["items"] == [{"k": "a"}]
+    else:  # a server that cannot remove it there gets no such aggregation from non-admins
+        assert response.status_code == 400
