@@ -25,7 +25,8 @@ async def _check_scraper(request: Request, settings: Settings) -> None:
         raise Problem(403, "Metrics need an admin or the metrics token")
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+# Outside the API's OpenAPI document: an operations endpoint in Prometheus's text format.
+@router.get("/metrics", response_class=Response, include_in_schema=False)
 async def metrics(request: Request, settings: SettingsDep) -> Response:
     """Request counts and latencies in Prometheus's text format."""
     if settings.env == "production":
