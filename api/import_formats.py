@@ -100,12 +100,19 @@ async def ndjson_records(chunks: AsyncIterator[bytes]) -> AsyncIterator[Record]:
             yield Record(line, error="The record is not a JSON object")
 
 
+class _ItemTooLarge(Exception):
+    pass
+
+
 class _ChunkReader:
     """A file-like view of the chunk stream, as ijson reads it."""
 
     def __init__(self, chunks: AsyncIterator[bytes]) -> None:
         self._chunks = chunks
         self._buffer = b""
+        # Bytes handed to the parser since the last whole item: ijson builds each item in
+        # memory, so one item may not grow past a record's limit.
+        self.since_item = 0
 
     async def _fill(self) -> bool:
         while not self._buffer:
@@ -128,6 +135,9 @@ class _ChunkReader:
         if size < 0:
             size = len(self._buffer)
         piece, self._buffer = self._buffer[:size], self._buffer[size:]
+        self.since_item += len(piece)
+        if self.since_item > MAX_RECORD_BYTES:
+            raise _ItemTooLarge
         return piece
 
 
@@ -138,11 +148,16 @@ async def json_records(chunks: AsyncIterator[bytes]) -> AsyncIterator[Record]:
     position = 0
     try:
         async for item in ijson.items_async(reader, "item", use_float=True):
+            reader.since_item = 0
             position += 1
             if isinstance(item, dict):
                 yield Record(position, item)
             else:
                 yield Record(position, error="The record is not a JSON object")
+    except _ItemTooLarge:
+        raise ReadingStopped(
+            position + 1, f"A record is larger than {MAX_RECORD_BYTES} bytes"
+        ) from None
     except ijson.JSONError as error:
         reason = str(error).splitlines()[0] if str(error) else "malformed JSON"
         raise ReadingStopped(position + 1, f"The JSON array is malformed here: {reason}") from None

@@ -577,3 +577,28 @@ async def test_upsert_needs_the_update_rule_too(client: AsyncClient) -> None:
         client, ndjson({"sku": "a", "title": "a"}), user, mode="upsert", key="sku"
     )
     assert response.status_code == 403
+
+
+async def test_json_array_item_larger_than_a_record_stops_the_import(
+    client: AsyncClient,
+) -> None:
+    boss = await admin(client)
+    await books(client, boss)
+    first = json.dumps({"title": "kept"}).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"[" + first + b', {"title": "'
+        for _ in range(17):  # one item of 17 MiB: more than a record may hold
+            yield b"x" * 2**20
+        yield b'"}]'
+
+    response = await client.post(
+        "/v1/collections/books/import", content=chunks(), headers={**JSON, **boss.headers}
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["inserted"], result["failed"]) == (1, 1)
+    assert result["errors"][0] == {
+        "line": 2,
+        "detail": f"A record is larger than {16 * 2**20} bytes",
+    }
