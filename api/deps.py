@@ -71,13 +71,19 @@ def parse_object_id(value: str) -> PydanticObjectId | None:
         return None
 
 
-async def _key_principal(key: str) -> Principal:
+async def _key_principal(key: str, address: str, settings: Settings) -> Principal:
+    # Guessing keys costs a lookup each; past the sign-in rate of misses an address gets 429
+    # before any lookup (a zero-cost hit only checks the budget).
+    misses = f"api-key-misses:{address}"
+    limit = Limit(*settings.login_limit)
+    await hit(misses, limit, cost=0)
     api_key = await ApiKey.find_one(ApiKey.key_hash == security.hash_token(key))
     # Revoked keys are deleted; expiry is checked here as TTL clean-up is not immediate.
     expires = api_key.expires_at if api_key is not None else None
     if expires is not None and expires.tzinfo is None:
         expires = expires.replace(tzinfo=UTC)  # stored dates are UTC, however they are read
     if api_key is None or (expires is not None and expires <= datetime.now(UTC)):
+        await hit(misses, limit)
         raise unauthorized("Invalid or expired API key")
     return Principal(id=str(api_key.id), roles=tuple(api_key.roles), api_key=api_key)
 
@@ -86,9 +92,10 @@ async def optional_principal(
     settings: SettingsDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
+    address: ClientAddress,
 ) -> Principal | None:
     if token is None:
-        return await _key_principal(api_key) if api_key else None
+        return await _key_principal(api_key, address, settings) if api_key else None
     try:
         claims = security.decode_access_token(
             token, key=settings.signing_key(), issuer=settings.issuer, audience=settings.audience

@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from tests.factories import Account, admin, create_collection, register
+from api.main import create_app
+from api.settings import Settings
+from tests.factories import Account, admin, another_app, create_collection, register
 
 NOTES = {"type": "object", "properties": {"text": {"type": "string"}}}
 
@@ -133,3 +135,15 @@ async def test_revoking_an_unknown_key_is_not_found(client: AsyncClient) -> None
     missing = await client.delete("/v1/api-keys/" + "0" * 24, headers=boss.headers)
     malformed = await client.delete("/v1/api-keys/nope", headers=boss.headers)
     assert (missing.status_code, malformed.status_code) == (404, 404)
+
+
+async def test_guessing_keys_from_one_address_is_throttled(
+    app: FastAPI, settings: Settings
+) -> None:
+    application = create_app(settings.model_copy(update={"login_rate": "3/hour"}))
+    async with another_app(application, restore=app) as http:
+        statuses = [
+            (await http.get("/v1/collections", headers={"X-API-Key": f"cab_guess{n}"})).status_code
+            for n in range(5)
+        ]
+    assert statuses == [401, 401, 401, 429, 429]
