@@ -13,6 +13,7 @@ from api.database import ServerTraits, server_traits
 from api.fields import SYSTEM_FIELDS, FieldSpec, outermost
 from api.schema_compiler import compile_schema
 from api.schemas import CompiledSchema
+from api.watched_cache import WatchedCache, forget
 from documents.collections import CollectionDef, IndexSpec
 
 _COMPILED_CACHE_SIZE = 1024
@@ -62,10 +63,23 @@ def bind(definition: CollectionDef) -> Collection:
     return Collection(definition, compiled_schema(definition), storage)
 
 
-async def load_collection(name: str) -> Collection | None:
-    """The current definition, read on every request so that a change applies at once everywhere."""
+async def load_collection(name: str, cache: WatchedCache | None = None) -> Collection | None:
+    """The current definition: from `cache` while its change stream vouches for it, else read."""
+    if cache is not None and (cached := cache.get(name)) is not None:
+        return cached
+    generation = cache.generation if cache is not None else 0
     definition = await CollectionDef.find_one(CollectionDef.name == name)
-    return bind(definition) if definition is not None else None
+    if definition is None:
+        return None
+    collection = bind(definition)
+    if cache is not None:
+        cache.put(name, definition.id, collection, generation)
+    return collection
+
+
+def forget_definitions() -> None:
+    """After this process changed or removed a definition: its next request reads it afresh."""
+    forget(CollectionDef.get_pymongo_collection().name)
 
 
 def _key(field: str) -> tuple[str, int]:

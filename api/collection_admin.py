@@ -2,7 +2,7 @@
 
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from api.catalog import Collection, bind, index_problems, sync_indexes
+from api.catalog import Collection, bind, forget_definitions, index_problems, sync_indexes
 from api.problems import Problem
 from api.schema_compiler import compile_schema
 from api.schemas import CompiledSchema, SchemaError
@@ -50,6 +50,7 @@ async def create_collection(body: CollectionCreate) -> CollectionDef:
         await apply_indexes(bind(definition))
     except Problem:
         await definition.delete()
+        forget_definitions()
         raise
     return definition
 
@@ -59,3 +60,4 @@ async def drop_collection(collection: Collection) -> None:
     midway never leaves old documents for a new collection of the same name to inherit."""
     await collection.storage.drop()
     await collection.definition.delete()
+    forget_definitions()

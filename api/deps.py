@@ -26,11 +26,17 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
+def settings_of(request: Request) -> Settings:
+    """The app's settings, for the dependencies on every request's path: each dependency in the
+    graph costs FastAPI work on every request, so they take the request rather than SettingsDep."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 # Dependencies are `async def` even without I/O: FastAPI runs a plain `def` dependency in a
 # worker thread, a hand-off that costs far more than the work itself on every request.
 async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return settings_of(request)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -89,13 +95,13 @@ async def _key_principal(key: str, address: str, settings: Settings) -> Principa
 
 
 async def optional_principal(
-    settings: SettingsDep,
+    request: Request,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
-    address: ClientAddress,
 ) -> Principal | None:
+    settings = settings_of(request)
     if token is None:
-        return await _key_principal(api_key, address, settings) if api_key else None
+        return await _key_principal(api_key, client_address(request), settings) if api_key else None
     try:
         claims = security.decode_access_token(
             token, key=settings.signing_key(), issuer=settings.issuer, audience=settings.audience
@@ -105,9 +111,10 @@ async def optional_principal(
     user_id, session_id = parse_object_id(claims.user_id), parse_object_id(claims.session_id)
     if user_id is None or session_id is None:
         raise unauthorized("Invalid or expired access token")
-    # Read on every request so that an ended session, a changed role, or a disabled or deleted
-    # user (both end every session) take effect at once rather than when the token expires.
-    session = await live_session(session_id, user_id)
+    # Checked on every request so that an ended session, a changed role, or a disabled or
+    # deleted user (both end every session) take effect now rather than when the token expires:
+    # at once in the process that made the change, in the others when its change event arrives.
+    session = await live_session(session_id, user_id, request.app.state.sessions)
     if session is None:
         raise unauthorized("Invalid or expired access token")
     return Principal(id=str(user_id), roles=tuple(session.get("roles", ())), session_id=session_id)
@@ -159,9 +166,10 @@ async def target_user(user_id: str, _: AdminUser) -> User:
 TargetUser = Annotated[User, Depends(target_user)]
 
 
-async def collection_by_name(name: str) -> Collection:
+async def collection_by_name(name: str, request: Request) -> Collection:
     """The collection named in the path, with its current definition; 404 if there is none."""
-    collection = await load_collection(name) if COLLECTION_NAME.match(name) else None
+    cache = request.app.state.definitions
+    collection = await load_collection(name, cache) if COLLECTION_NAME.match(name) else None
     if collection is None:
         raise not_found(f"No collection named '{name}'")
     return collection
@@ -170,11 +178,10 @@ async def collection_by_name(name: str) -> Collection:
 CollectionDep = Annotated[Collection, Depends(collection_by_name)]
 
 
-async def request_budget(
-    principal: OptionalPrincipal, address: ClientAddress, settings: SettingsDep
-) -> None:
+async def request_budget(request: Request, principal: OptionalPrincipal) -> None:
     """Counts the request against its caller's shared budget (429 once it is spent)."""
-    await hit(_budget_key(principal, address), Limit(*settings.request_limit))
+    settings = settings_of(request)
+    await hit(_budget_key(principal, client_address(request)), Limit(*settings.request_limit))
 
 
 def _budget_key(principal: Principal | None, address: str) -> str:

@@ -4,10 +4,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
 from api.catalog import Collection
-from api.deps import CollectionDep, OptionalPrincipal, Principal, SettingsDep, parse_object_id
+from api.deps import CollectionDep, OptionalPrincipal, Principal, parse_object_id, settings_of
 from api.problems import not_found
 from api.rendering import render, system_only
 from api.rules import Action, admits, require, rule_filter
@@ -46,10 +46,10 @@ class Target(Access):
 
 def access_for(action: Action) -> Callable[..., Awaitable[Access]]:
     async def dependency(
-        collection: CollectionDep, principal: OptionalPrincipal, settings: SettingsDep
+        collection: CollectionDep, principal: OptionalPrincipal, request: Request
     ) -> Access:
         narrowing = require(collection.definition.rules, action, principal)
-        return Access(collection, principal, narrowing, settings.query_timeout_ms)
+        return Access(collection, principal, narrowing, settings_of(request).query_timeout_ms)
 
     return dependency
 
@@ -75,10 +75,10 @@ def document_for(action: Action) -> Callable[..., Awaitable[Target]]:
 
 
 async def bulk_access(
-    collection: CollectionDep, principal: OptionalPrincipal, settings: SettingsDep
+    collection: CollectionDep, principal: OptionalPrincipal, request: Request
 ) -> Access:
     """Bulk requests check each operation's rule themselves; this only names the collection."""
-    return Access(collection, principal, {}, settings.query_timeout_ms)
+    return Access(collection, principal, {}, settings_of(request).query_timeout_ms)
 
 
 ListAccess = Annotated[Access, Depends(access_for("list"))]

@@ -1,5 +1,6 @@
 """The FastAPI app: routes, error handling, middleware, and the lifespan that owns the client."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,8 +12,28 @@ from api.database import connect, server_traits
 from api.middleware import BodyPolicyMiddleware, RequestContextMiddleware
 from api.openapi_links import install_links
 from api.problems import install_problem_handlers
-from api.routes import api_router, metrics
+from api.routes import TAGS, include_routes, metrics
 from api.settings import Settings, get_settings
+from api.watched_cache import WatchedCache
+from documents.collections import CollectionDef
+from documents.sessions import Session
+
+# A cached copy is dropped by its change event; this only bounds a copy whose event never came.
+HOT_DOCUMENT_MAX_AGE = 10.0
+
+
+def watch_hot_documents(app: FastAPI) -> list[asyncio.Task]:
+    """Caches for what every request reads (definitions, sessions), each kept by its stream."""
+    tasks = []
+    for name, model, size in (
+        ("definitions", CollectionDef, 1_000),
+        ("sessions", Session, 10_000),
+    ):
+        collection = model.get_pymongo_collection()
+        cache = WatchedCache(collection.name, max_entries=size, max_age=HOT_DOCUMENT_MAX_AGE)
+        setattr(app.state, name, cache)
+        tasks.append(asyncio.create_task(cache.watch(collection), name=f"watch-{name}"))
+    return tasks
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,9 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.mongo = await connect(settings.mongodb_url, settings.database)
         app.state.traits = await server_traits(app.state.mongo)
         await passwords.prepare()
+        watchers = watch_hot_documents(app)
         try:
             yield
         finally:
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
             await app.state.mongo.close()
 
     app = FastAPI(
@@ -37,13 +62,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A document-store API on MongoDB",
         version="0.1.0",
         lifespan=lifespan,
+        openapi_tags=TAGS,
         openapi_url="/v1/openapi.json",
         docs_url="/docs",
         redoc_url="/redoc",
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    app.include_router(api_router, prefix="/v1")
+    include_routes(app)
     app.include_router(metrics.router)
     install_links(app)
     app.add_middleware(BodyPolicyMiddleware, max_body_bytes=settings.max_body_bytes)

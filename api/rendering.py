@@ -14,10 +14,17 @@ def iso(moment: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
+# Checked by exact type first: this runs for every value of every document a page returns.
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
 def to_json(value: Any) -> Any:
-    if isinstance(value, dict):
+    kind = type(value)
+    if kind in _AS_IS:
+        return value
+    if kind is dict or isinstance(value, dict):
         return {key: to_json(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if kind is list or isinstance(value, list):
         return [to_json(item) for item in value]
     if isinstance(value, ObjectId):
         return str(value)

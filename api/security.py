@@ -3,9 +3,11 @@
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import jwt
 from argon2 import PasswordHasher, Type
@@ -39,6 +41,7 @@ class AccessClaims:
     session_id: str
     token_id: str
     issued_at: datetime
+    expires: float  # seconds since the epoch
 
 
 def create_access_token(
@@ -59,6 +62,16 @@ def create_access_token(
 
 def decode_access_token(token: str, *, key: str, issuer: str, audience: str) -> AccessClaims:
     """Returns the token's claims, or raises jwt.InvalidTokenError for any flaw at all."""
+    claims = _verified_claims(token, key, issuer, audience)
+    if claims.expires <= time.time():  # a remembered token is still checked for expiry
+        raise jwt.ExpiredSignatureError("Signature has expired")
+    return claims
+
+
+# A client sends the same token with every request until it expires: its signature and claims
+# are checked once, and only its expiry again. Failures raise, so they are never remembered.
+@lru_cache(maxsize=4096)
+def _verified_claims(token: str, key: str, issuer: str, audience: str) -> AccessClaims:
     claims = jwt.decode(
         token,
         key,
@@ -69,11 +82,14 @@ def decode_access_token(token: str, *, key: str, issuer: str, audience: str) -> 
     )
     if not all(isinstance(claims[name], str) for name in ("sub", "sid", "jti")):
         raise jwt.InvalidTokenError("malformed claims")
+    if not isinstance(claims["exp"], int | float):
+        raise jwt.InvalidTokenError("malformed expiry")
     return AccessClaims(
         user_id=claims["sub"],
         session_id=claims["sid"],
         token_id=claims["jti"],
         issued_at=datetime.fromtimestamp(claims["iat"], UTC),
+        expires=float(claims["exp"]),
     )
 
 

@@ -1,5 +1,6 @@
 """Sign-in sessions: issuing token pairs, rotating refresh tokens, and revoking sessions."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from beanie import PydanticObjectId
@@ -8,6 +9,7 @@ from pymongo import ReturnDocument
 from api import audit, security
 from api.problems import unauthorized
 from api.settings import Settings
+from api.watched_cache import WatchedCache, forget
 from documents.sessions import Session, TokenPair
 from documents.users import User, utc_now
 
@@ -85,6 +87,7 @@ async def rotate_session(refresh_token: str, settings: Settings, address: str) -
         {"spent_hashes": presented}, {"$set": {"revoked": True}}, {"user_id": 1}
     )
     if replayed is not None:
+        _forget_sessions(lambda session: session["_id"] == replayed["_id"])
         await audit.record(
             "refresh.reuse", actor=replayed["user_id"], target=str(replayed["_id"]), address=address
         )
@@ -93,10 +96,13 @@ async def rotate_session(refresh_token: str, settings: Settings, address: str) -
 
 async def end_session(refresh_token: str) -> None:
     presented = security.hash_token(refresh_token)
-    await Session.get_pymongo_collection().update_one(
+    ended = await Session.get_pymongo_collection().find_one_and_update(
         {"$or": [{"token_hash": presented}, {"spent_hashes": presented}]},
         {"$set": {"revoked": True}},
+        {"_id": 1},
     )
+    if ended is not None:
+        _forget_sessions(lambda session: session["_id"] == ended["_id"])
 
 
 async def revoke_user_sessions(
@@ -106,14 +112,27 @@ async def revoke_user_sessions(
     if except_session is not None:
         query["_id"] = {"$ne": except_session}
     await Session.get_pymongo_collection().update_many(query, {"$set": {"revoked": True}})
+    _forget_sessions(lambda session: session["user_id"] == str(user_id))
 
 
-async def live_session(session_id: PydanticObjectId, user_id: PydanticObjectId) -> dict | None:
-    """The session, if it is still live: not ended, revoked, or past its lifetime."""
-    session = await Session.get_pymongo_collection().find_one(
-        {"_id": session_id, "user_id": str(user_id)}, {"revoked": 1, "expires_at": 1, "roles": 1}
-    )
-    return session if session is not None and _is_live(session) else None
+async def live_session(
+    session_id: PydanticObjectId, user_id: PydanticObjectId, cache: WatchedCache | None = None
+) -> dict | None:
+    """The session, if it is still live: not ended, revoked, or past its lifetime.
+
+    From `cache` while its change stream vouches for it; the returned mapping is shared.
+    """
+    session = cache.get(session_id) if cache is not None else None
+    if session is None:
+        generation = cache.generation if cache is not None else 0
+        session = await Session.get_pymongo_collection().find_one(
+            {"_id": session_id}, {"user_id": 1, "revoked": 1, "expires_at": 1, "roles": 1}
+        )
+        if session is None:
+            return None
+        if cache is not None:
+            cache.put(session_id, session_id, session, generation)
+    return session if session["user_id"] == str(user_id) and _is_live(session) else None
 
 
 async def set_session_roles(user_id: PydanticObjectId, roles: list[str]) -> None:
@@ -121,3 +140,9 @@ async def set_session_roles(user_id: PydanticObjectId, roles: list[str]) -> None
     await Session.get_pymongo_collection().update_many(
         {"user_id": str(user_id)}, {"$set": {"roles": roles}}
     )
+    _forget_sessions(lambda session: session["user_id"] == str(user_id))
+
+
+def _forget_sessions(which: Callable[[dict], bool]) -> None:
+    """After this process changed sessions: its next request reads them afresh."""
+    forget(Session.get_pymongo_collection().name, which)

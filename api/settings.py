@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
@@ -22,6 +22,7 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CABINET_", env_file=".env", extra="ignore")
+    _kept_key: str | None = PrivateAttr(default=None)
 
     env: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
@@ -105,12 +106,14 @@ class Settings(BaseSettings):
         """
         if self.secret_key:
             return self.secret_key
-        path = self.data_dir / "secret-key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_urlsafe(48))
-        return path.read_text().strip()
+        if self._kept_key is None:  # read once: every request that carries a token needs it
+            path = self.data_dir / "secret-key"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch(mode=0o600)
+                path.write_text(secrets.token_urlsafe(48))
+            self._kept_key = path.read_text().strip()
+        return self._kept_key
 
 
 @lru_cache

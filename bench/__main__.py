@@ -1,6 +1,6 @@
 """`python -m bench`: Cabinet against a bare baseline, side by side in one run.
 
-    python -m bench [--scale small|full] [--duration SECONDS]
+    python -m bench [--scale small|full] [--duration SECONDS] [--only GROUP ...]
 
 Starts the database (the embedded stand-in, or CABINET_MONGODB_URL), the API with one worker and
 the baseline app, seeds data through the API, drives each scenario with wrk, prints the table
@@ -38,6 +38,7 @@ LOGIN_SHARE = 0.9
 STALL_LIMIT_MS = 10.0
 IMPORT_SHARE = 0.7
 DEPTH_LIMIT = 1.2
+GROUPS = ("requests", "login", "cursor", "import")
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def _document(rows: list[Row], command: str, database: Database, notes: list[str
     )
 
 
-def run(scale: Scale, seconds: int, command: str) -> int:
+def run(scale: Scale, seconds: int, command: str, groups: set[str]) -> int:
     try:
         wrk = find_wrk()
     except LoadGeneratorMissing as error:
@@ -179,6 +180,11 @@ def run(scale: Scale, seconds: int, command: str) -> int:
     name = f"cabinet_bench_{secrets.token_hex(4)}"
     database = Database.start()
     servers: list[Server] = []
+    notes = [
+        f"wrk, {seconds} s per run after a 1 s warm-up, 8 connections on 2 threads; "
+        "CPU is the server process's user + system time over the run, per 1,000 requests "
+        "(per 1,000 rows for the import).",
+    ]
     try:
         with tempfile.TemporaryDirectory(prefix="cabinet-bench-") as directory:
             work = Path(directory)
@@ -194,25 +200,30 @@ def run(scale: Scale, seconds: int, command: str) -> int:
                 data = prepare(http, mongo, name, scale.owned)
                 baseline = start_baseline(database.url, name, data.reader_id, work)
                 servers.append(baseline)
-                rows = _request_rows(wrk, api, baseline, data, seconds)
-                rows += _login_rows(wrk, api, seconds)
-                cursor, walk_seconds = _cursor_row(wrk, http, api, data, scale.page_limit, seconds)
-                rows.append(cursor)
-                rows.append(_import_row(http, api, database, name, data, scale.import_rows, work))
+                rows = []
+                if "requests" in groups:
+                    rows += _request_rows(wrk, api, baseline, data, seconds)
+                if "login" in groups:
+                    rows += _login_rows(wrk, api, seconds)
+                if "cursor" in groups:
+                    limit = scale.page_limit
+                    cursor, walk_seconds = _cursor_row(wrk, http, api, data, limit, seconds)
+                    rows.append(cursor)
+                    notes.append(
+                        f"Reaching page {DEPTH:,} by following cursors took {walk_seconds:.1f} s "
+                        f"({walk_seconds / DEPTH * 1000:.1f} ms a page)."
+                    )
+                if "import" in groups:
+                    rows.append(
+                        _import_row(http, api, database, name, data, scale.import_rows, work)
+                    )
                 if database.embedded is None:
                     mongo.drop_database(name)
     finally:
         for server in reversed(servers):
             server.stop()
         database.stop()
-    notes = [
-        f"wrk, {seconds} s per run after a 1 s warm-up, 8 connections on 2 threads; "
-        "CPU is the server process's user + system time over the run, per 1,000 requests "
-        "(per 1,000 rows for the import).",
-        f"Reaching page {DEPTH:,} by following cursors took {walk_seconds:.1f} s "
-        f"({walk_seconds / DEPTH * 1000:.1f} ms a page).",
-        f"Whole run: {time.monotonic() - started:.0f} s.",
-    ]
+    notes.append(f"Whole run: {time.monotonic() - started:.0f} s.")
     print(plain_text(rows))
     for note in notes:
         print(note)
@@ -226,9 +237,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
     parser.add_argument("--duration", type=int, default=8, help="seconds per measured run")
+    parser.add_argument(
+        "--only", nargs="+", choices=GROUPS, default=GROUPS, help="scenario groups to run"
+    )
     args = parser.parse_args()
     command = " ".join(["python -m bench", *sys.argv[1:]])
-    return run(SCALES[args.scale], max(1, args.duration), command)
+    return run(SCALES[args.scale], max(1, args.duration), command, set(args.only))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Access tokens: every forgery or flaw is refused with 401, and account changes apply at once."""
 
+import asyncio
 import base64
 import json
 import time
@@ -94,6 +95,19 @@ async def test_expired_token_is_refused(client: AsyncClient, settings: Settings)
     now = int(time.time())
     claims = claims_of(account) | {"iat": now - 3600, "exp": now - 60}
     await assert_refused(client, signed(claims, settings.signing_key()))
+
+
+async def test_token_accepted_before_is_still_refused_once_it_expires(
+    client: AsyncClient, settings: Settings
+) -> None:
+    # A token's signature is checked once and remembered; its expiry must still be checked.
+    account = await register(client)
+    now = int(time.time())
+    token = signed(claims_of(account) | {"iat": now - 10, "exp": now + 2}, settings.signing_key())
+    accepted = await client.get("/v1/auth/me", headers=bearer(token))
+    assert accepted.status_code == 200, accepted.text
+    await asyncio.sleep(max(0.0, now + 2.1 - time.time()))
+    await assert_refused(client, token)
 
 
 async def test_token_for_another_audience_is_refused(

@@ -4,7 +4,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel
 
 from api import audit
-from api.catalog import Collection, bind
+from api.catalog import Collection, bind, forget_definitions
 from api.collection_admin import (
     apply_indexes,
     check_indexes,
@@ -106,6 +106,7 @@ async def update_collection(
     )
     if result.matched_count == 0:
         raise Problem(409, "The collection was changed meanwhile; read it and try again")
+    forget_definitions()
     changed = await CollectionDef.get(definition.id)
     assert changed is not None
     await audit.record(

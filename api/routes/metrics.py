@@ -4,7 +4,7 @@ import hmac
 
 from fastapi import APIRouter, Request, Response
 
-from api.deps import SettingsDep, client_address, optional_principal
+from api.deps import SettingsDep, optional_principal
 from api.metrics import exposition
 from api.problems import Problem, unauthorized
 from api.settings import Settings
@@ -18,9 +18,7 @@ async def _check_scraper(request: Request, settings: Settings) -> None:
     token = settings.metrics_token
     if token and bearer and hmac.compare_digest(bearer.encode(), token.encode()):
         return
-    principal = await optional_principal(
-        settings, bearer, request.headers.get("x-api-key"), client_address(request)
-    )
+    principal = await optional_principal(request, bearer, request.headers.get("x-api-key"))
     if principal is None:
         raise unauthorized("Metrics need an admin or the metrics token")
     if not principal.is_admin:
