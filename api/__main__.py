@@ -93,6 +93,7 @@ def main() -> int:
             port=settings.port,
             workers=settings.workers,
             log_config=log_config,
+            access_log=False,  # RequestContextMiddleware logs each request, with its id
             proxy_headers=bool(settings.trusted_proxies),
             forwarded_allow_ips=settings.trusted_proxies or None,
             server_header=False,

@@ -1,13 +1,14 @@
 """The embedded database: a MongoDB wire-protocol server (nx-27017) run as a child process.
 
 It is only a stand-in for development and tests; the service reaches it by URL exactly as it
-reaches a real MongoDB deployment.
+reaches a real MongoDB deployment. It runs through `api.embedded_fixes`, which speeds up keyset
+pages inside the server's process before handing over to nx-27017's own main.
 """
 
 import contextlib
 import ctypes
+import importlib.util
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,8 @@ import time
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+SERVER_MODULE = "api.embedded_fixes"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -33,11 +36,22 @@ def _die_with_parent() -> None:
 
 
 def _server_command() -> list[str]:
-    beside_python = Path(sys.executable).with_name("nx-27017")
-    found = str(beside_python) if beside_python.exists() else shutil.which("nx-27017")
-    if found is None:
+    # nx-27017's own main, run by way of the module that first patches neosqlite for keyset pages.
+    if importlib.util.find_spec("nx_27017") is None:
         raise RuntimeError("nx-27017 is not installed: run `make install`")
-    return [found]
+    return [sys.executable, "-m", SERVER_MODULE]
+
+
+def _server_environment() -> dict[str, str]:
+    # The child imports `api` by module name, so it must find this checkout even when the parent
+    # found it through its own sys.path (pytest's `pythonpath`) rather than the working directory.
+    paths = [str(PROJECT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def is_server_command_line(cmdline: bytes) -> bool:
+    """Whether a /proc cmdline is the embedded server's, as started now or by older versions."""
+    return SERVER_MODULE.encode() in cmdline or b"nx-27017" in cmdline
 
 
 class EmbeddedDatabase:
@@ -79,6 +93,7 @@ class EmbeddedDatabase:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env=_server_environment(),
             preexec_fn=_die_with_parent,  # runs before exec; no threads exist yet
         )
         log.close()
@@ -117,7 +132,7 @@ def _stop_stale_server(pid_file: Path) -> None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return
-    if b"nx" not in cmdline or str(pid_file.parent).encode() not in cmdline:
+    if not is_server_command_line(cmdline) or str(pid_file.parent).encode() not in cmdline:
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
