@@ -1,0 +1,215 @@
+"""`python -m bench.hot_path [get|create|inc|list] [--requests N]`: one hot path, profiled.
+
+Runs the app in this process against the embedded database and calls it straight through ASGI
+(no HTTP server, no load generator), so the profile holds Cabinet's own work, FastAPI's and the
+driver's, and nothing else. Prints CPU time per request with and without the profiler, then
+the functions that took the most of it.
+"""
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+
+from api.bootstrap import ensure_admin
+from api.embedded import EmbeddedDatabase
+from api.main import create_app
+from api.settings import Settings
+from bench.dataset import ITEMS_INDEXES, ITEMS_SCHEMA, item, items_ndjson
+from bench.scenarios import INC_BODY, LIST_FILTER, LIST_SORT
+from bench.servers import ADMIN_EMAIL, ADMIN_PASSWORD, UNLIMITED_RATE
+
+READER = {"email": "hot-path@example.com", "password": "hot-path-password"}
+LISTED_ITEMS = 3000
+Call = Callable[[], Awaitable[int]]
+
+
+async def _asgi(
+    app: FastAPI,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes = b"",
+    query: bytes = b"",
+) -> int:
+    """One request straight into the app; returns its status."""
+    raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    if body:
+        raw.append((b"content-length", str(len(body)).encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [*raw, (b"host", b"bench")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    statuses: list[int] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # a disconnect never comes
+        raise AssertionError
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await app(scope, receive, send)
+    return statuses[0]
+
+
+async def _prepare(app: FastAPI, scenario: str) -> Call:
+    await ensure_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://bench") as http:
+        login = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        admin = (await http.post("/v1/auth/login", json=login)).json()["access_token"]
+        definition = {"name": "items", "schema": ITEMS_SCHEMA, "indexes": ITEMS_INDEXES}
+        created = await http.post(
+            "/v1/collections", json=definition, headers={"Authorization": f"Bearer {admin}"}
+        )
+        created.raise_for_status()
+        token = (await http.post("/v1/auth/register", json=READER)).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        stored = await http.post(
+            "/v1/collections/items/documents", json=item(1, random.Random(1)), headers=auth
+        )
+        stored.raise_for_status()
+        if scenario == "list":
+            imported = await http.post(
+                "/v1/collections/items/import",
+                content=items_ndjson(0, LISTED_ITEMS),
+                headers={**auth, "Content-Type": "application/x-ndjson"},
+            )
+            imported.raise_for_status()
+    document = f"/v1/collections/items/documents/{stored.json()['_id']}"
+    as_json = {**auth, "Content-Type": "application/json"}
+    new_item = json.dumps(item(2, random.Random(2))).encode()
+    inc = json.dumps(INC_BODY).encode()
+    listing = urlencode({"filter": json.dumps(LIST_FILTER), "sort": LIST_SORT, "limit": 50})
+    calls: dict[str, Call] = {
+        "get": lambda: _asgi(app, "GET", document, auth),
+        "create": lambda: _asgi(app, "POST", "/v1/collections/items/documents", as_json, new_item),
+        "inc": lambda: _asgi(app, "POST", f"{document}/ops", as_json, inc),
+        "list": lambda: _asgi(
+            app, "GET", "/v1/collections/items/documents", auth, query=listing.encode()
+        ),
+    }
+    return calls[scenario]
+
+
+async def _run(url: str, scenario: str, requests: int, top: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="cabinet-hot-path-") as directory:
+        settings = Settings(
+            _env_file=None,
+            env="development",
+            mongodb_url=url,
+            database=f"hot_path_{uuid.uuid4().hex[:8]}",
+            data_dir=Path(directory),
+            signup="open",
+            rate_limit=UNLIMITED_RATE,
+            login_rate=UNLIMITED_RATE,
+        )
+        app = create_app(settings)
+        async with LifespanManager(app):
+            call = await _prepare(app, scenario)
+            for _ in range(min(200, requests)):  # warm: caches filled, code paths imported
+                status = await call()
+            if status >= 300:
+                raise SystemExit(f"{scenario}: the app answered {status}")
+            plain = await _cpu_per_request(call, requests)
+            profiler = cProfile.Profile(time.process_time)  # CPU, not time spent waiting
+            profiler.enable()
+            profiled = await _cpu_per_request(call, requests)
+            profiler.disable()
+            await app.state.mongo.drop_database(settings.database)
+    print(f"{scenario}: {plain * 1000:.3f} ms of CPU per request ({requests:,} requests)")
+    print(f"under the profiler: {profiled * 1000:.3f} ms; its shares below are what counts\n")
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    print("Own time by where the code lives:")
+    for place, share in _shares(stats):
+        print(f"  {share:6.1%}  {place}")
+    print()
+    stats.sort_stats("cumulative").print_stats(top)
+
+
+# Checked in order: the first part of a function's file path that matches names its place.
+PLACES = [
+    ("/site-packages/fastapi/", "FastAPI"),
+    ("/site-packages/starlette/", "Starlette"),
+    ("/site-packages/pydantic", "pydantic"),
+    ("/site-packages/pymongo/", "PyMongo (driver)"),
+    ("/site-packages/bson/", "PyMongo (driver)"),
+    ("/site-packages/jwt/", "PyJWT"),
+    ("/site-packages/prometheus_client/", "metrics"),
+    (f"{Path(__file__).resolve().parent.parent}/api/", "Cabinet (api/)"),
+    ("/asyncio/", "event loop"),
+    ("selectors", "event loop"),
+    ("<method 'poll'", "event loop"),
+    ("_socket.socket", "socket calls"),
+    ("~ <built-in", "built-ins and standard library (called from all of the above)"),
+    ("/lib/python3", "built-ins and standard library (called from all of the above)"),
+    ("<frozen", "built-ins and standard library (called from all of the above)"),
+    ("~ <method", "built-ins and standard library (called from all of the above)"),
+]
+
+
+def _shares(stats: pstats.Stats) -> list[tuple[str, float]]:
+    totals: dict[str, float] = {}
+    for (path, _, name), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        where = f"{path} {name}"
+        place = next((label for part, label in PLACES if part in where), "other")
+        totals[place] = totals.get(place, 0.0) + own
+    whole = sum(totals.values()) or 1.0
+    return sorted(((p, t / whole) for p, t in totals.items()), key=lambda item: -item[1])
+
+
+async def _cpu_per_request(call: Call, requests: int) -> float:
+    started = time.process_time()
+    for _ in range(requests):
+        await call()
+    return (time.process_time() - started) / requests
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.hot_path", description=__doc__)
+    parser.add_argument(
+        "scenario", nargs="?", choices=["get", "create", "inc", "list"], default="get"
+    )
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--top", type=int, default=40, help="functions to list")
+    args = parser.parse_args()
+    database = EmbeddedDatabase(data_dir=None)
+    url = database.start()
+    try:
+        asyncio.run(_run(url, args.scenario, max(1, args.requests), args.top))
+    finally:
+        database.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
