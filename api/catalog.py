@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
+from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel, ReadPreference
 from pymongo.asynchronous.collection import AsyncCollection
 
 from api.database import ServerTraits, server_traits
@@ -68,9 +68,13 @@ async def load_collection(name: str, cache: WatchedCache | None = None) -> Colle
     if cache is not None and (cached := cache.get(name)) is not None:
         return cached
     generation = cache.generation if cache is not None else 0
-    definition = await CollectionDef.find_one(CollectionDef.name == name)
-    if definition is None:
+    # From the primary: a lagging secondary read after a change's event could be kept.
+    definitions = CollectionDef.get_pymongo_collection()
+    primary = definitions.with_options(read_preference=ReadPreference.PRIMARY)
+    stored = await primary.find_one({"name": name})
+    if stored is None:
         return None
+    definition = CollectionDef.model_validate(stored)
     collection = bind(definition)
     if cache is not None:
         cache.put(name, definition.id, collection, generation)
@@ -150,8 +154,10 @@ def _signature(index: Mapping[str, Any]) -> tuple:
 async def sync_indexes(collection: Collection, previous: CollectionDef | None = None) -> None:
     """Makes the storage collection's indexes those of the definition, dropping the others.
 
-    `previous` is the definition being replaced: what it built counts as present even where
-    the server does not list it (the embedded database leaves text indexes out).
+    `previous` is the definition being replaced: its text index counts as present even where
+    the server does not list it (the embedded database leaves text indexes out). Other indexes
+    are known from the listing alone, since what `previous` built depended on the server's
+    traits then (the owner index of a stand-in data directory from before `_owner, _id`).
     """
     traits = await server_traits(collection.storage.database.client)
     desired = index_models(collection.definition, traits)
@@ -160,7 +166,8 @@ async def sync_indexes(collection: Collection, previous: CollectionDef | None = 
     present = {_signature(info): name for name, info in existing.items()}
     built = set(present)
     if previous is not None:
-        built |= {_signature(m.document) for m in index_models(previous, traits)}
+        earlier = (_signature(m.document) for m in index_models(previous, traits))
+        built |= {signature for signature in earlier if signature[0] == "text"}
     # New indexes first: if one cannot be built, the old ones are all still there.
     missing = [m for m in desired if _signature(m.document) not in built]
     if missing:

@@ -49,8 +49,10 @@ async def create_collection(body: CollectionCreate) -> CollectionDef:
     try:
         await apply_indexes(bind(definition))
     except Problem:
-        await definition.delete()
-        forget_definitions()
+        try:
+            await definition.delete()
+        finally:
+            forget_definitions()
         raise
     return definition
 
@@ -58,6 +60,13 @@ async def create_collection(body: CollectionCreate) -> CollectionDef:
 async def drop_collection(collection: Collection) -> None:
     """Removes the documents with their indexes, then the definition; so a drop that fails
     midway never leaves old documents for a new collection of the same name to inherit."""
-    await collection.storage.drop()
-    await collection.definition.delete()
-    forget_definitions()
+    definition = collection.definition
+    # Read afresh: another process's cached definition may name one since dropped and re-made.
+    current = await CollectionDef.find_one({"_id": definition.id, "version": definition.version})
+    if current is None:
+        raise Problem(409, "The collection was changed meanwhile; read it and try again")
+    try:
+        await collection.storage.drop()
+        await definition.delete()
+    finally:  # even a failed write may have been applied
+        forget_definitions()

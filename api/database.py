@@ -7,6 +7,7 @@ from datetime import UTC
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
 
+from api.embedded_fixes import COMPOUND_ID_INDEXES
 from documents import MODELS
 
 
@@ -37,8 +38,10 @@ class ServerTraits:
     """Where the server departs from MongoDB; on MongoDB itself every trait is True.
 
     The embedded stand-in (nx-27017) skips a `$lookup`'s own pipeline, and with it the rule
-    filter Cabinet puts there, once earlier stages reshaped the documents; and it cannot keep
-    `_id` inside a compound index (every insert then fails).
+    filter Cabinet puts there, once earlier stages reshaped the documents. Unpatched, it cannot
+    keep `_id` inside a compound index (every insert then fails); `api.embedded_fixes` fixes that
+    and has its `buildInfo` say so (`compoundIdIndexes: true`), which is what
+    `id_in_compound_index` follows there.
     """
 
     late_join_rules: bool
@@ -48,4 +51,7 @@ class ServerTraits:
 async def server_traits(client: AsyncMongoClient) -> ServerTraits:
     info = await client.admin.command("buildInfo")
     mongodb = info.get("process") != "nx_27017"
-    return ServerTraits(late_join_rules=mongodb, id_in_compound_index=mongodb)
+    return ServerTraits(
+        late_join_rules=mongodb,
+        id_in_compound_index=mongodb or info.get(COMPOUND_ID_INDEXES) is True,
+    )

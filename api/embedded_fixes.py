@@ -1,4 +1,4 @@
-"""Two fixes to neosqlite, applied only inside the embedded stand-in's own process.
+"""Three fixes to neosqlite, applied only inside the embedded stand-in's own process.
 
 `python -m api.embedded_fixes <nx-27017 arguments>` applies them, then runs nx-27017. They let
 keyset pages (`{"_owner": x, "_id": {"$gt": oid}}` sorted on `_id`, limited) run as one indexed
@@ -12,12 +12,27 @@ B. `_build_id_operator_clause` gives up on `$gt/$gte/$lt/$lte` over `_id` (mixed
    operands are safe: the `_id` column holds an ObjectId as its 24 lowercase hex characters, whose
    text order is ObjectId order. The SQL keeps MongoDB's type bracketing by matching only rows
    whose stored `_id` is an ObjectId; any other operand keeps the original behaviour.
+C. `IndexManager.create_index` builds a compound index on `json_extract(data, path)` of each field,
+   but `parse_json_path("_id")` is `_id`, not a JSON path (`_id` has a column of its own, which the
+   single-field branch does index), so `{_owner: 1, _id: 1}` holds a malformed path and every
+   later insert fails. A compound key naming `_id` now indexes the `_id` column: the index MongoDB
+   would build, which gives an owner's rows in `_id` order, so a keyset page needs no sort. Two
+   more changes let it serve. The listing (`index_information`, which nx-27017's `listIndexes`
+   returns) read keys off the JSON paths only; it now gives such an index the keys it was created
+   with, in order, as Cabinet's index sync compares them. `_field_has_index` keeps an equality a
+   plain, indexable comparison (no array-element arms) for a field whose index *name* ends in it,
+   which `idx_<table>__owner__id` does not for `_owner`; it now also counts the leading field of
+   such an index, so `_owner` is matched as it was under the `_owner` index Cabinet built before.
+   nx-27017's `buildInfo` reply then says `compoundIdIndexes: true`: Cabinet asks for the
+   `_owner, _id` index only where the server says so (or on MongoDB), never on an unpatched one.
 
-Both reach into neosqlite's internals, so they apply only to the exact version they were written
-and tested against; with any other the stand-in runs unpatched (correct, only slower).
+All three reach into neosqlite's internals, so they apply only to the exact version they were
+written and tested against; with any other the stand-in runs unpatched (correct, only slower).
 """
 
+import inspect
 import logging
+import re
 import sys
 from importlib import metadata
 from typing import Any
@@ -27,6 +42,10 @@ logger = logging.getLogger(__name__)
 WRITTEN_FOR = "1.17.2"
 _RANGE_SQL = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _PATCHED = "__cabinet_patched__"
+# Added by fix C to nx-27017's `buildInfo` reply; `api.database.server_traits` reads it.
+COMPOUND_ID_INDEXES = "compoundIdIndexes"
+# The `_id` column itself, as one entry of an index's column list (a JSON path is `'$._id'`).
+_ID_COLUMN = re.compile(r"[(,]\s*_id\s*[,)]")
 
 
 def installed_version() -> str | None:
@@ -37,19 +56,31 @@ def installed_version() -> str | None:
 
 
 def apply() -> bool:
-    """Applies both fixes if neosqlite is the version they were written for; whether it did."""
+    """Applies the fixes if neosqlite is the version they were written for; whether it did."""
     version = installed_version()
     if version != WRITTEN_FOR:
         logger.warning("neosqlite %s is not %s: keyset fixes not applied", version, WRITTEN_FOR)
         return False
     try:
         from bson import ObjectId as BsonObjectId
+        from neosqlite.collection import index_manager
         from neosqlite.collection.cursor import Cursor
         from neosqlite.collection.query_helper._sql_query_builder import SqlQueryBuilderMixin
         from neosqlite.objectid import ObjectId as NeoObjectId
 
         fallback = Cursor._handle_python_fallback
         SqlQueryBuilderMixin._build_id_operator_clause  # noqa: B018 - must exist
+        manager = index_manager.IndexManager
+        for owner, name in (
+            (SqlQueryBuilderMixin, "_field_has_index"),
+            (manager, "create_index"),
+            (manager, "index_information"),
+            (index_manager, "parse_json_path"),
+            (index_manager, "quote_table_name"),
+            (index_manager, "_store_index_keys"),
+            (index_manager, "_load_index_keys"),
+        ):
+            getattr(owner, name)  # must exist
     except (ImportError, AttributeError) as error:
         logger.warning("neosqlite internals moved (%s): keyset fixes not applied", error)
         return False
@@ -59,6 +90,8 @@ def apply() -> bool:
     # Filters arrive from the wire with neosqlite ObjectIds (find) or still as bson ones
     # (aggregate's $match, which nx-27017 passes through unconverted).
     _fix_id_ranges(SqlQueryBuilderMixin, (NeoObjectId, BsonObjectId))
+    _fix_compound_id_indexes(index_manager, SqlQueryBuilderMixin)
+    _announce_compound_id_indexes()
     return True
 
 
@@ -111,6 +144,110 @@ def _fix_id_ranges(builder_class: Any, object_id_types: tuple[type, ...]) -> Non
         return "(" + " AND ".join(clauses) + ")", params
 
     builder_class._build_id_operator_clause = _build_id_operator_clause
+
+
+def _id_indexes(collection: Any, load_keys: Any) -> dict[str, list[str]]:
+    """The keys of each of the collection's indexes built by fix C (`_id` column in a compound)."""
+    rows = collection.db.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
+        (collection.name,),
+    ).fetchall()
+    found = {}
+    for name, sql in rows:
+        if sql and _ID_COLUMN.search(sql):
+            keys = load_keys(collection.db, name)
+            if isinstance(keys, list) and len(keys) > 1:
+                found[name] = [str(key) for key in keys]
+    return found
+
+
+def _fix_compound_id_indexes(manager_module: Any, builder_class: Any) -> None:
+    manager_class = manager_module.IndexManager
+    create, information = manager_class.create_index, manager_class.index_information
+    has_index = builder_class._field_has_index
+    if getattr(create, _PATCHED, False):
+        return
+    signature = inspect.signature(create)
+
+    def create_index(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = signature.bind(self, *args, **kwargs)
+        call.apply_defaults()
+        options = call.arguments
+        key = options["key"]
+        if not (
+            isinstance(key, list)
+            and len(key) > 1
+            and all(isinstance(part, tuple) and len(part) == 2 for part in key)
+            and all(direction in (1, -1) for _, direction in key)
+            and "_id" in (field for field, _ in key)
+            # The original's other branches (and its refusals) for these stay as they are.
+            and not (options["fts"] or options["datetime_field"])
+            and options["expireAfterSeconds"] is None
+        ):
+            return create(*call.args, **call.kwargs)
+        # The original's compound branch, but for `_id`; like it, partial and sparse are ignored.
+        fields = [str(field) for field, _ in key]
+        prefix = self.jsonb.json_function_prefix
+        columns = ", ".join(
+            "_id"
+            if field == "_id"
+            else f"{prefix}_extract(data, '{manager_module.parse_json_path(field)}')"
+            for field in fields
+        )
+        table = manager_module.quote_table_name(self.collection.name)
+        name = manager_module.quote_table_name(f"idx_{table}_{'_'.join(fields).replace('.', '_')}")
+        unique = "UNIQUE " if options["unique"] else ""
+        self.collection.db.execute(
+            f"CREATE {unique}INDEX IF NOT EXISTS {name} ON {table}({columns})"
+        )
+        manager_module._store_index_keys(self.collection.db, name, fields)
+        return name
+
+    def index_information(self: Any) -> dict[str, Any]:
+        info: dict[str, Any] = information(self)
+        for name, keys in _id_indexes(self.collection, manager_module._load_index_keys).items():
+            if name in info:
+                # Every key ascending, as neosqlite lists (and builds) every index.
+                info[name]["key"] = dict.fromkeys(keys, 1)
+        return info
+
+    def _field_has_index(self: Any, field: str) -> bool:
+        # Equality on a field neosqlite counts as indexed stays `json_extract(...) = ?`, which an
+        # index can serve; on any other it adds array-containment arms no index serves. It
+        # counts a field by index name suffix, which the leading field of `_owner, _id` lacks.
+        if has_index(self, field):
+            return True
+        found = _id_indexes(self.collection, manager_module._load_index_keys)
+        return any(keys[0] == field for keys in found.values())
+
+    for function in (create_index, index_information, _field_has_index):
+        setattr(function, _PATCHED, True)
+    manager_class.create_index = create_index
+    manager_class.index_information = index_information
+    builder_class._field_has_index = _field_has_index
+
+
+def _announce_compound_id_indexes() -> None:
+    """Adds `compoundIdIndexes: true` to nx-27017's buildInfo reply (shared with serverStatus)."""
+    try:
+        from nx_27017.handler import NeoSQLiteHandler
+
+        original = NeoSQLiteHandler._handle_server_status
+    except (ImportError, AttributeError) as error:
+        # Fix C is in place but unannounced: Cabinet keeps building the `_owner` index alone.
+        logger.warning("nx-27017 internals moved (%s): compound _id indexes not announced", error)
+        return
+    if getattr(original, _PATCHED, False):
+        return
+
+    def _handle_server_status(self: Any, *args: Any, **kwargs: Any) -> Any:
+        answer = original(self, *args, **kwargs)
+        if isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[1], dict):
+            answer[1][COMPOUND_ID_INDEXES] = True
+        return answer
+
+    setattr(_handle_server_status, _PATCHED, True)
+    NeoSQLiteHandler._handle_server_status = _handle_server_status
 
 
 def main() -> None:

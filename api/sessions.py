@@ -4,12 +4,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from beanie import PydanticObjectId
-from pymongo import ReturnDocument
+from pymongo import ReadPreference, ReturnDocument
 
 from api import audit, security
 from api.problems import unauthorized
 from api.settings import Settings
-from api.watched_cache import WatchedCache, forget
+from api.watched_cache import Forgetting, WatchedCache
 from documents.sessions import Session, TokenPair
 from documents.users import User, utc_now
 
@@ -83,11 +83,13 @@ async def rotate_session(refresh_token: str, settings: Settings, address: str) -
         if rotated.get("roles") != user.roles:  # kept in step, whatever changed them
             await set_session_roles(PydanticObjectId(rotated["user_id"]), user.roles)
         return _token_pair(str(user.id), str(rotated["_id"]), new_token, settings)
-    replayed = await sessions.find_one_and_update(
-        {"spent_hashes": presented}, {"$set": {"revoked": True}}, {"user_id": 1}
-    )
+    with _sessions_written() as written:
+        replayed = await sessions.find_one_and_update(
+            {"spent_hashes": presented}, {"$set": {"revoked": True}}, {"user_id": 1}
+        )
+        if replayed is not None:
+            written.only(_with_id(replayed["_id"]))
     if replayed is not None:
-        _forget_sessions(lambda session: session["_id"] == replayed["_id"])
         await audit.record(
             "refresh.reuse", actor=replayed["user_id"], target=str(replayed["_id"]), address=address
         )
@@ -96,13 +98,14 @@ async def rotate_session(refresh_token: str, settings: Settings, address: str) -
 
 async def end_session(refresh_token: str) -> None:
     presented = security.hash_token(refresh_token)
-    ended = await Session.get_pymongo_collection().find_one_and_update(
-        {"$or": [{"token_hash": presented}, {"spent_hashes": presented}]},
-        {"$set": {"revoked": True}},
-        {"_id": 1},
-    )
-    if ended is not None:
-        _forget_sessions(lambda session: session["_id"] == ended["_id"])
+    with _sessions_written() as written:
+        ended = await Session.get_pymongo_collection().find_one_and_update(
+            {"$or": [{"token_hash": presented}, {"spent_hashes": presented}]},
+            {"$set": {"revoked": True}},
+            {"_id": 1},
+        )
+        if ended is not None:
+            written.only(_with_id(ended["_id"]))
 
 
 async def revoke_user_sessions(
@@ -111,8 +114,9 @@ async def revoke_user_sessions(
     query: dict = {"user_id": str(user_id)}
     if except_session is not None:
         query["_id"] = {"$ne": except_session}
-    await Session.get_pymongo_collection().update_many(query, {"$set": {"revoked": True}})
-    _forget_sessions(lambda session: session["user_id"] == str(user_id))
+    with _sessions_written() as written:
+        written.only(_of_user(user_id))
+        await Session.get_pymongo_collection().update_many(query, {"$set": {"revoked": True}})
 
 
 async def live_session(
@@ -125,7 +129,11 @@ async def live_session(
     session = cache.get(session_id) if cache is not None else None
     if session is None:
         generation = cache.generation if cache is not None else 0
-        session = await Session.get_pymongo_collection().find_one(
+        # From the primary: a lagging secondary read after a change's event could be kept.
+        sessions = Session.get_pymongo_collection().with_options(
+            read_preference=ReadPreference.PRIMARY
+        )
+        session = await sessions.find_one(
             {"_id": session_id}, {"user_id": 1, "revoked": 1, "expires_at": 1, "roles": 1}
         )
         if session is None:
@@ -137,12 +145,21 @@ async def live_session(
 
 async def set_session_roles(user_id: PydanticObjectId, roles: list[str]) -> None:
     """Gives a user's sessions their new roles: a grant or removal applies to the next request."""
-    await Session.get_pymongo_collection().update_many(
-        {"user_id": str(user_id)}, {"$set": {"roles": roles}}
-    )
-    _forget_sessions(lambda session: session["user_id"] == str(user_id))
+    with _sessions_written() as written:
+        written.only(_of_user(user_id))
+        await Session.get_pymongo_collection().update_many(
+            {"user_id": str(user_id)}, {"$set": {"roles": roles}}
+        )
 
 
-def _forget_sessions(which: Callable[[dict], bool]) -> None:
-    """After this process changed sessions: its next request reads them afresh."""
-    forget(Session.get_pymongo_collection().name, which)
+def _sessions_written() -> Forgetting:
+    """Around a write to sessions: this process's next request reads the changed ones afresh."""
+    return Forgetting(Session.get_pymongo_collection().name)
+
+
+def _with_id(session_id: object) -> Callable[[dict], bool]:
+    return lambda session: bool(session["_id"] == session_id)
+
+
+def _of_user(user_id: PydanticObjectId) -> Callable[[dict], bool]:
+    return lambda session: bool(session["user_id"] == str(user_id))

@@ -132,8 +132,8 @@ class WatchedCache:
             try:
                 async with stream:
                     await self._follow(stream)
-            except (PyMongoError, TimeoutError) as error:
-                logger.warning("Change stream on %s failed: %s", self.collection, error)
+            except Exception:  # whatever broke it, the cache is off until a stream reopens
+                logger.exception("Change stream on %s failed", self.collection)
                 await asyncio.sleep(RETRY_PAUSE)
 
     async def _follow(self, stream: AsyncChangeStream) -> None:
@@ -169,6 +169,27 @@ def forget(collection: str, predicate: Callable[[Any], bool] | None = None) -> N
                 cache.clear()
             else:
                 cache.drop_where(predicate)
+
+
+class Forgetting:
+    """Around a write to `collection`: afterwards drops this process's copies that `only` names
+    (none if it names none); after a failure, which may still have been applied, all of them."""
+
+    def __init__(self, collection: str) -> None:
+        self.collection = collection
+        self._which: Callable[[Any], bool] | None = None
+
+    def only(self, which: Callable[[Any], bool]) -> None:
+        self._which = which
+
+    def __enter__(self) -> "Forgetting":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            forget(self.collection)
+        elif self._which is not None:
+            forget(self.collection, self._which)
 
 
 def forget_all() -> None:

@@ -6,7 +6,9 @@ from api.fields import outermost
 from documents.collections import CollectionDef, IndexSpec
 
 MONGODB = ServerTraits(late_join_rules=True, id_in_compound_index=True)
-STAND_IN = ServerTraits(late_join_rules=False, id_in_compound_index=False)
+# The stand-in as `api.embedded_fixes` leaves it, and as it runs where those fixes were refused.
+STAND_IN = ServerTraits(late_join_rules=False, id_in_compound_index=True)
+UNPATCHED_STAND_IN = ServerTraits(late_join_rules=False, id_in_compound_index=False)
 
 
 def _definition(*indexes: IndexSpec) -> CollectionDef:
@@ -14,9 +16,10 @@ def _definition(*indexes: IndexSpec) -> CollectionDef:
 
 
 def test_owner_index_keeps_id_order_where_the_server_can() -> None:
-    [owner] = index_models(_definition(), MONGODB)
-    assert owner.document["key"] == {"_owner": 1, "_id": 1}
-    [plain] = index_models(_definition(), STAND_IN)
+    for traits in (MONGODB, STAND_IN):
+        [owner] = index_models(_definition(), traits)
+        assert owner.document["key"] == {"_owner": 1, "_id": 1}
+    [plain] = index_models(_definition(), UNPATCHED_STAND_IN)
     assert plain.document["key"] == {"_owner": 1}
 
 

@@ -3,6 +3,7 @@
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient, Response
 
 from tests.factories import Account, admin, create_collection, register
@@ -382,3 +383,35 @@ async def test_indexes_change_on_a_collection_with_a_text_index_and_documents(
         "/v1/collections/books/documents", params={"q": "dune"}, headers=user.headers
     )
     assert [item["title"] for item in found.json()["items"]] == ["Dune"]
+
+
+async def _index_keys(app: FastAPI, name: str) -> list[list[tuple[str, int]]]:
+    storage = app.state.mongo[app.state.settings.database][f"c_{name}"]
+    listed = await storage.index_information()
+    return sorted([(path, int(way)) for path, way in info["key"]] for info in listed.values())
+
+
+async def test_an_owner_index_of_an_older_shape_is_replaced_when_the_indexes_change(
+    client: AsyncClient, app: FastAPI
+) -> None:
+    if not app.state.traits.id_in_compound_index:
+        pytest.skip("the server keeps `_owner` alone")
+    boss = await admin(client)
+    await create_collection(client, boss, "books", BOOKS)
+    owner_id, owner = [("_owner", 1), ("_id", 1)], [("_owner", 1)]
+    assert await _index_keys(app, "books") == [[("_id", 1)], owner_id]
+    # As a stand-in data directory from before the stand-in took `_owner, _id` has it.
+    storage = app.state.mongo[app.state.settings.database]["c_books"]
+    for name in await storage.index_information():
+        if name != "_id_":
+            await storage.drop_index(name)
+    await storage.create_index(owner)
+    user = await register(client)
+    await _document(client, user, "books", {"title": "Dune", "year": 1965})
+    response = await client.patch(
+        "/v1/collections/books", json={"indexes": [{"fields": ["year"]}]}, headers=boss.headers
+    )
+    assert response.status_code == 200, response.text
+    assert await _index_keys(app, "books") == [[("_id", 1)], owner_id, [("year", 1)]]
+    listed = await client.get("/v1/collections/books/documents", headers=user.headers)
+    assert [item["title"] for item in listed.json()["items"]] == ["Dune"]

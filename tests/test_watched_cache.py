@@ -18,7 +18,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import AutoReconnect, OperationFailure
 
 from api import security, watched_cache
-from api.watched_cache import WatchedCache, forget
+from api.catalog import load_collection
+from api.collection_admin import drop_collection
+from api.problems import Problem
+from api.watched_cache import Forgetting, WatchedCache, forget
 from documents import Session
 from documents.collections import CollectionDef
 from tests.factories import (
@@ -700,3 +703,53 @@ async def test_stream_that_stops_answering_is_dropped_and_reopened(
         assert await eventually(lambda: collection.calls == 2)
         assert cache.get("a") is None  # what the silent stream vouched for is gone
         assert await eventually(lambda: cache.live)
+
+
+def two_sessions_cached() -> WatchedCache:
+    cache = live_cache("unit_forgetting")
+    for name in ("a", "b"):
+        cache.put(name, name, {"_id": name}, cache.generation)
+    return cache
+
+
+def test_a_write_drops_the_copies_it_names() -> None:
+    cache = two_sessions_cached()
+    with Forgetting("unit_forgetting") as written:
+        written.only(lambda session: session["_id"] == "a")
+    assert cache.get("a") is None
+    assert cache.get("b") == {"_id": "b"}
+
+
+def test_a_write_that_names_nothing_drops_nothing() -> None:
+    cache = two_sessions_cached()
+    with Forgetting("unit_forgetting"):
+        pass
+    assert cache.get("a") == {"_id": "a"} and cache.get("b") == {"_id": "b"}
+
+
+def test_a_failed_write_drops_every_copy() -> None:
+    # The server may have applied it before the error (a write-concern timeout, a lost reply).
+    cache = two_sessions_cached()
+    with pytest.raises(AutoReconnect), Forgetting("unit_forgetting") as written:
+        written.only(lambda session: session["_id"] == "a")
+        raise AutoReconnect("reply lost")
+    assert cache.get("a") is None and cache.get("b") is None
+
+
+async def test_dropping_through_a_stale_definition_is_refused(client: AsyncClient) -> None:
+    # Another process's cache may still hold a definition that has since changed.
+    boss = await admin(client)
+    await members_collection(client, boss)
+    stale = await load_collection("notes")
+    assert stale is not None
+    changed = await client.patch(
+        "/v1/collections/notes", json={"rules": {"read": ["owner"]}}, headers=boss.headers
+    )
+    assert changed.status_code == 200, changed.text
+
+    with pytest.raises(Problem) as refused:
+        await drop_collection(stale)
+
+    assert refused.value.status_code == 409
+    assert await stale.storage.count_documents({}) == 1  # nothing was dropped
+    assert await CollectionDef.find_one(CollectionDef.name == "notes") is not None

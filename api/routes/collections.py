@@ -100,13 +100,15 @@ async def update_collection(
         update["rules"] = body.rules.model_dump()
     if "indexes" in changes:
         update["indexes"] = [spec.model_dump(exclude_none=True) for spec in indexes]
-    result = await CollectionDef.get_pymongo_collection().replace_one(
-        {"_id": definition.id, "version": definition.version},
-        {**definition.model_dump(by_alias=True, exclude={"id"}), **update},
-    )
+    try:
+        result = await CollectionDef.get_pymongo_collection().replace_one(
+            {"_id": definition.id, "version": definition.version},
+            {**definition.model_dump(by_alias=True, exclude={"id"}), **update},
+        )
+    finally:  # even a failed write may have been applied
+        forget_definitions()
     if result.matched_count == 0:
         raise Problem(409, "The collection was changed meanwhile; read it and try again")
-    forget_definitions()
     changed = await CollectionDef.get(definition.id)
     assert changed is not None
     await audit.record(
