@@ -29,6 +29,10 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> None:
+    # Out of the terminal's process group: a Ctrl-C reaches the service alone, which then shuts
+    # down while its database still answers (a client closing against a dead server waits out
+    # the whole server selection timeout) and stops the database itself.
+    os.setpgid(0, 0)
     # Linux only: if the service is killed with SIGKILL, the kernel stops the database too, so no
     # orphan keeps the data directory open when the service starts again.
     with contextlib.suppress(OSError, AttributeError):
