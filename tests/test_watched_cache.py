@@ -274,7 +274,7 @@ class FakeCollection:
         self.streams = streams
         self.calls = 0
 
-    async def watch(self, **options: Any) -> FakeStream:
+    async def watch(self, *pipeline: Any, **options: Any) -> FakeStream:
         self.calls += 1
         step = self.streams.pop(0) if self.streams else FakeStream([])
         if isinstance(step, Exception):
@@ -478,6 +478,30 @@ async def test_session_revoked_in_the_database_is_refused_once_its_change_arrive
     assert await eventually(lambda: app.state.sessions.get(sid) is None)
     response = await client.get("/v1/auth/me", headers=account.headers)
     assert response.status_code == 401, response.text
+
+
+async def test_new_sessions_do_not_wake_the_cache(app: FastAPI, client: AsyncClient) -> None:
+    # Changes arrive in order: a change to a session made after a new one was stored is seen
+    # only once, so the new one's insert never reached the cache.
+    account = await register(client)
+    sessions: WatchedCache = app.state.sessions
+    # The sessions emptied before this test send their own changes; let them all arrive.
+    for _ in range(20):
+        before = sessions.generation
+        await asyncio.sleep(0.3)
+        if sessions.generation == before:
+            break
+    stored = await Session.get_pymongo_collection().insert_one(
+        {"user_id": account.id, "token_hash": "x" * 64, "revoked": False, "roles": []}
+    )
+    changed = await Session.get_pymongo_collection().update_one(
+        {"_id": stored.inserted_id}, {"$set": {"revoked": True}}
+    )
+    assert changed.modified_count == 1
+
+    assert await eventually(lambda: sessions.generation > before)
+    await asyncio.sleep(0.3)  # room for a second change to show, were there one
+    assert sessions.generation == before + 1
 
 
 async def test_session_deleted_in_the_database_is_refused_once_its_change_arrives(
