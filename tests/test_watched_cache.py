@@ -71,6 +71,21 @@ def live_cache(
     return cache
 
 
+@pytest.fixture(autouse=True)
+async def change_streams(request: pytest.FixtureRequest) -> None:
+    """The app's caches exist only where the server has change streams: a test database
+    without them (a standalone mongod) keeps them off by design, so the tests of them skip."""
+    if "app" not in request.fixturenames:
+        return
+    app: FastAPI = request.getfixturevalue("app")
+    probe = app.state.mongo[app.state.settings.database]["change_stream_probe"]
+    try:
+        stream = await probe.watch()
+    except OperationFailure as error:
+        pytest.skip(f"the test database has no change streams: {error}")
+    await stream.close()
+
+
 # --- WatchedCache on its own ---------------------------------------------------------------
 
 
