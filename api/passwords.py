@@ -12,7 +12,7 @@ from typing import TypeVar
 from api import security
 
 T = TypeVar("T")
-HASHING_NICENESS = 10
+HASHING_NICENESS = 19
 
 
 def _lower_priority() -> None:

@@ -25,7 +25,7 @@ from bench.cursor_walk import DEPTH, walk
 from bench.dataset import READER_EMAIL, READER_PASSWORD, Dataset, prepare
 from bench.import_load import import_raw, import_through_api, ndjson_rows
 from bench.loadgen import Load, LoadGeneratorMissing, find_wrk
-from bench.login_load import StallProbe, argon2_ceiling
+from bench.login_load import StallProbe, argon2_ceiling, loop_lag_between, loop_lag_buckets
 from bench.measure import measure
 from bench.report import Figures, Row, cpu_row, markdown, plain_text
 from bench.scenarios import JSON, request_scenarios
@@ -75,9 +75,11 @@ def _login_rows(wrk: str, api: Server, seconds: int) -> list[Row]:
     _say("login: the Argon2 ceiling, then sign-ins under load with the stall probe")
     ceiling = argon2_ceiling(min(seconds, 5))
     credentials = json.dumps({"email": READER_EMAIL, "password": READER_PASSWORD})
+    lag_before = loop_lag_buckets(api.base_url)
     with StallProbe(api.port) as probe:
         login = measure(wrk, api, Load("POST", ["/v1/auth/login"], JSON, credentials), seconds)
     stalls = probe.stalls()
+    lag = loop_lag_between(lag_before, loop_lag_buckets(api.base_url))
     share = login.load.per_second / ceiling
     return [
         Row(
@@ -91,14 +93,24 @@ def _login_rows(wrk: str, api: Server, seconds: int) -> list[Row]:
             share >= LOGIN_SHARE,
         ),
         Row(
-            f"login: loop stall (max of {stalls.probes} probes, {stalls.over_10ms} > 10 ms)",
+            f"login: event-loop lag ({lag.samples} samples in the API, {lag.over_10ms} > 10 ms)",
+            None,
+            "cabinet_event_loop_lag_seconds",
+            None,
+            "worst <= ms",
+            lag.worst_ms,
+            f"<= {STALL_LIMIT_MS:.0f} ms",  # no stall over it
+            lag.over_10ms == 0,
+        ),
+        Row(
+            f"login: probe latency (max of {stalls.probes} probes, {stalls.over_10ms} > 10 ms)",
             None,
             f"probe p99 {stalls.p99_ms:.1f} ms",
             None,
             "max ms",
             stalls.max_ms,
-            f"< {STALL_LIMIT_MS:.0f} ms",
-            stalls.max_ms < STALL_LIMIT_MS,
+            "-",  # what a client saw, its own scheduling included: the lag above is the loop's
+            None,
         ),
     ]
 

@@ -2,10 +2,13 @@
 
 import http.client
 import os
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+import httpx
 
 from api.security import PASSWORD_HASHER
 
@@ -84,3 +87,35 @@ class StallProbe:
             p99_ms=ordered[int(len(ordered) * 0.99)] * 1000,
             over_10ms=sum(1 for latency in ordered if latency > 0.010),
         )
+
+
+LAG_BUCKETS = re.compile(
+    r'^cabinet_event_loop_lag_seconds_bucket\{le="([^"]+)"\} ([0-9.e+]+)$', re.MULTILINE
+)
+
+
+def loop_lag_buckets(base_url: str) -> dict[float, float]:
+    """The API's own event-loop lag histogram (cumulative counts by upper bound), from /metrics."""
+    return loop_lag_buckets_of(httpx.get(f"{base_url}/metrics", timeout=30).raise_for_status().text)
+
+
+def loop_lag_buckets_of(exposition: str) -> dict[float, float]:
+    return {float(bound): float(count) for bound, count in LAG_BUCKETS.findall(exposition)}
+
+
+@dataclass(frozen=True)
+class LoopLag:
+    samples: int
+    over_10ms: int
+    worst_ms: float  # upper bound of the highest bucket any sample reached
+
+
+def loop_lag_between(before: dict[float, float], after: dict[float, float]) -> LoopLag:
+    counts = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
+    total = counts[float("inf")]
+    below = [bound for bound, count in sorted(counts.items()) if count >= total]
+    return LoopLag(
+        samples=int(total),
+        over_10ms=int(total - counts[0.01]),
+        worst_ms=below[0] * 1000,
+    )

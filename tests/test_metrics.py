@@ -1,10 +1,14 @@
 """Prometheus metrics: what they count, and who may scrape them."""
 
+import asyncio
+import time
+
 from fastapi import FastAPI
 from httpx import AsyncClient
 
 from api.main import create_app
 from api.settings import Settings
+from bench.login_load import loop_lag_between, loop_lag_buckets_of
 from tests.factories import admin, another_app, register
 
 METRICS_TOKEN = "scrape-" + "t" * 24
@@ -37,3 +41,22 @@ async def test_production_metrics_answer_admins_and_the_token_only(
     assert plain_user.status_code == 403
     assert wrong.status_code == 401
     assert (scraper.status_code, administrator.status_code) == (200, 200)
+
+
+async def lag_buckets(client: AsyncClient) -> dict[float, float]:
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    return loop_lag_buckets_of(response.text)
+
+
+async def test_event_loop_lag_shows_a_blocked_loop(client: AsyncClient) -> None:
+    before = await lag_buckets(client)
+    # The app shares this event loop: blocking it here is what slow work on it would do.
+    time.sleep(0.1)  # noqa: ASYNC251 - the point is to block the loop
+    await asyncio.sleep(0.05)  # the sampler wakes and records how late it was
+
+    lag = loop_lag_between(before, await lag_buckets(client))
+
+    assert lag.samples >= 1
+    assert lag.over_10ms >= 1
+    assert lag.worst_ms >= 50
