@@ -194,8 +194,3 @@ class Forgetting:
             forget(self.collection)
         elif self._which is not None:
             forget(self.collection, self._which)
-
-
-def forget_all() -> None:
-    for cache in list(_all):
-        cache.clear()

@@ -15,7 +15,7 @@ from httpx import ASGITransport, AsyncClient
 from api.embedded import EmbeddedDatabase
 from api.main import create_app
 from api.settings import Settings
-from api.watched_cache import forget_all
+from api.watched_cache import forget
 
 
 @pytest.fixture(scope="session")
@@ -63,9 +63,9 @@ async def empty_collections(request: pytest.FixtureRequest) -> None:
     for name in await database.list_collection_names():
         if not name.startswith("system."):
             await database[name].delete_many({})
-    # Emptied behind the app's back: its cached definitions and sessions would otherwise live
-    # until the change stream's events arrive.
-    forget_all()
+            # Emptied behind the app's back: its cached definitions and sessions would
+            # otherwise live until the change stream's events arrive.
+            forget(name)
 
 
 @pytest.fixture
