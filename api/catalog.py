@@ -1,7 +1,8 @@
 """The collections an admin has defined: each definition with its compiled schema, and indexes."""
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -81,9 +82,14 @@ async def load_collection(name: str, cache: WatchedCache | None = None) -> Colle
     return collection
 
 
-def forget_definitions() -> None:
-    """After this process changed or removed a definition: its next request reads it afresh."""
-    forget(CollectionDef.get_pymongo_collection().name)
+@contextmanager
+def definitions_written() -> Iterator[None]:
+    """Around a write to definitions: afterwards this process's next request reads them afresh,
+    even after a failure (the write may still have been applied)."""
+    try:
+        yield
+    finally:
+        forget(CollectionDef.get_pymongo_collection().name)
 
 
 def _key(field: str) -> tuple[str, int]:

@@ -2,7 +2,7 @@
 
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from api.catalog import Collection, bind, forget_definitions, index_problems, sync_indexes
+from api.catalog import Collection, bind, definitions_written, index_problems, sync_indexes
 from api.problems import Problem
 from api.schema_compiler import compile_schema
 from api.schemas import CompiledSchema, SchemaError
@@ -49,10 +49,8 @@ async def create_collection(body: CollectionCreate) -> CollectionDef:
     try:
         await apply_indexes(bind(definition))
     except Problem:
-        try:
+        with definitions_written():
             await definition.delete()
-        finally:
-            forget_definitions()
         raise
     return definition
 
@@ -65,8 +63,6 @@ async def drop_collection(collection: Collection) -> None:
     current = await CollectionDef.find_one({"_id": definition.id, "version": definition.version})
     if current is None:
         raise Problem(409, "The collection was changed meanwhile; read it and try again")
-    try:
+    with definitions_written():
         await collection.storage.drop()
         await definition.delete()
-    finally:  # even a failed write may have been applied
-        forget_definitions()

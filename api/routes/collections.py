@@ -4,7 +4,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel
 
 from api import audit
-from api.catalog import Collection, bind, forget_definitions
+from api.catalog import Collection, bind, definitions_written
 from api.collection_admin import (
     apply_indexes,
     check_indexes,
@@ -100,13 +100,11 @@ async def update_collection(
         update["rules"] = body.rules.model_dump()
     if "indexes" in changes:
         update["indexes"] = [spec.model_dump(exclude_none=True) for spec in indexes]
-    try:
+    with definitions_written():
         result = await CollectionDef.get_pymongo_collection().replace_one(
             {"_id": definition.id, "version": definition.version},
             {**definition.model_dump(by_alias=True, exclude={"id"}), **update},
         )
-    finally:  # even a failed write may have been applied
-        forget_definitions()
     if result.matched_count == 0:
         raise Problem(409, "The collection was changed meanwhile; read it and try again")
     changed = await CollectionDef.get(definition.id)
