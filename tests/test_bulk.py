@@ -92,15 +92,20 @@ async def test_mixed_operations_report_in_order(client: AsyncClient) -> None:
     assert gone_now.status_code == 404
 
 
-async def test_ordered_batch_stops_at_first_failure(client: AsyncClient) -> None:
-    boss, user = await _setup(client)
-    doc = await _create(client, user, {"title": "Old"})
-    operations = [
+def _mixed_batch(doc_id: str) -> list[dict]:
+    """An insert, an invalid insert (no title), another insert, and a delete of `doc_id`."""
+    return [
         {"insert": {"title": "A"}},
         {"insert": {"year": 1}},
         {"insert": {"title": "C"}},
-        {"delete": {"id": doc["_id"]}},
+        {"delete": {"id": doc_id}},
     ]
+
+
+async def test_ordered_batch_stops_at_first_failure(client: AsyncClient) -> None:
+    boss, user = await _setup(client)
+    doc = await _create(client, user, {"title": "Old"})
+    operations = _mixed_batch(doc["_id"])
     results = _results(await _bulk(client, user, operations, ordered=True))
     assert [r["status"] for r in results] == [201, 422, 424, 424]
     assert all("_id" not in r and r["error"] for r in results[2:])
@@ -117,12 +122,7 @@ async def test_batches_are_ordered_by_default(client: AsyncClient) -> None:
 async def test_unordered_batch_continues_past_failures(client: AsyncClient) -> None:
     boss, user = await _setup(client)
     doc = await _create(client, user, {"title": "Old"})
-    operations = [
-        {"insert": {"title": "A"}},
-        {"insert": {"year": 1}},
-        {"insert": {"title": "C"}},
-        {"delete": {"id": doc["_id"]}},
-    ]
+    operations = _mixed_batch(doc["_id"])
     results = _results(await _bulk(client, user, operations, ordered=False))
     assert [r["status"] for r in results] == [201, 422, 201, 204]
     assert await _titles(client, boss) == ["A", "C"]
