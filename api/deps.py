@@ -1,15 +1,15 @@
 """Dependencies the routes declare: settings, the authenticated caller, and the guards on them."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import jwt
 from beanie import PydanticObjectId
 from bson.errors import InvalidId
 from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from api import security
 from api.catalog import Collection, load_collection
@@ -21,9 +21,8 @@ from documents.api_keys import ApiKey
 from documents.users import ADMIN_ROLE, User
 
 COLLECTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-# Declared as OAuth2 so the docs page's Authorize button can sign in through /v1/auth/token.
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
-api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
+# Where a request's scope keeps its caller once worked out.
+CALLER_KEY = "cabinet.caller"
 
 
 def settings_of(request: Request) -> Settings:
@@ -94,13 +93,43 @@ async def _key_principal(key: str, address: str, settings: Settings) -> Principa
     return Principal(id=str(api_key.id), roles=tuple(api_key.roles), api_key=api_key)
 
 
-async def optional_principal(
-    request: Request,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-    api_key: Annotated[str | None, Depends(api_key_scheme)],
-) -> Principal | None:
+# The dependencies that call `caller`: the OpenAPI document lists the sign-in schemes on every
+# route whose graph holds one (api/openapi_security.py).
+IDENTIFYING: set[Callable[..., Any]] = set()
+Dependency = TypeVar("Dependency", bound=Callable[..., Any])
+
+
+def identifying(dependency: Dependency) -> Dependency:
+    IDENTIFYING.add(dependency)
+    return dependency
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer …` header, as OAuth2PasswordBearer reads it."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return credentials if scheme.lower() == "bearer" and credentials else None
+
+
+@identifying
+async def caller(request: Request) -> Principal | None:
+    """Who is calling, from the bearer token or the API key; None if the request has neither.
+
+    Worked out once per request and kept in its scope. The rate budget, the guards and the routes
+    all ask, and they call this rather than declaring it: each dependency in a route's graph
+    costs FastAPI bookkeeping on every request, even when its value is cached.
+    """
+    scope = request.scope
+    if CALLER_KEY not in scope:
+        scope[CALLER_KEY] = await _identify(request)
+    principal: Principal | None = scope[CALLER_KEY]
+    return principal
+
+
+async def _identify(request: Request) -> Principal | None:
     settings = settings_of(request)
+    token = bearer_token(request)
     if token is None:
+        api_key = request.headers.get("x-api-key")
         return await _key_principal(api_key, client_address(request), settings) if api_key else None
     try:
         claims = security.decode_access_token(
@@ -120,7 +149,7 @@ async def optional_principal(
     return Principal(id=str(user_id), roles=tuple(session.get("roles", ())), session_id=session_id)
 
 
-OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+OptionalPrincipal = Annotated[Principal | None, Depends(caller)]
 
 
 async def current_principal(principal: OptionalPrincipal) -> Principal:
@@ -178,10 +207,12 @@ async def collection_by_name(name: str, request: Request) -> Collection:
 CollectionDep = Annotated[Collection, Depends(collection_by_name)]
 
 
-async def request_budget(request: Request, principal: OptionalPrincipal) -> None:
+@identifying
+async def request_budget(request: Request) -> None:
     """Counts the request against its caller's shared budget (429 once it is spent)."""
     settings = settings_of(request)
-    await hit(_budget_key(principal, client_address(request)), Limit(*settings.request_limit))
+    key = _budget_key(await caller(request), client_address(request))
+    await hit(key, Limit(*settings.request_limit))
 
 
 def _budget_key(principal: Principal | None, address: str) -> str:

@@ -7,7 +7,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.catalog import Collection
-from api.deps import CollectionDep, OptionalPrincipal, Principal, parse_object_id, settings_of
+from api.deps import (
+    Principal,
+    caller,
+    collection_by_name,
+    identifying,
+    parse_object_id,
+    settings_of,
+)
 from api.problems import not_found
 from api.rendering import render, system_only
 from api.rules import Action, admits, require, rule_filter
@@ -44,46 +51,56 @@ class Target(Access):
     stored: dict
 
 
+async def access(request: Request, name: str, action: Action) -> Access:
+    """The caller's access to the collection `name` for `action`: 404, 401 or 403 if none."""
+    collection = await collection_by_name(name, request)
+    principal = await caller(request)
+    narrowing = require(collection.definition.rules, action, principal)
+    return Access(collection, principal, narrowing, settings_of(request).query_timeout_ms)
+
+
+# The guards below take the request and the path's names and call what they need: each
+# dependency in a route's graph costs FastAPI bookkeeping on every request, and these are on
+# the busiest routes.
 def access_for(action: Action) -> Callable[..., Awaitable[Access]]:
-    async def dependency(
-        collection: CollectionDep, principal: OptionalPrincipal, request: Request
-    ) -> Access:
-        narrowing = require(collection.definition.rules, action, principal)
-        return Access(collection, principal, narrowing, settings_of(request).query_timeout_ms)
+    @identifying
+    async def dependency(name: str, request: Request) -> Access:
+        return await access(request, name, action)
 
     return dependency
 
 
 def document_for(action: Action) -> Callable[..., Awaitable[Target]]:
-    async def dependency(
-        doc_id: str, access: Annotated[Access, Depends(access_for(action))]
-    ) -> Target:
+    @identifying
+    async def dependency(name: str, doc_id: str, request: Request) -> Target:
+        granted = await access(request, name, action)
         # A malformed id, a missing document and another user's document all look the same.
         object_id = parse_object_id(doc_id)
         stored = None
         if object_id is not None:
-            stored = await access.collection.storage.find_one(
-                {"_id": object_id, **access.narrowing}, max_time_ms=access.max_time_ms
+            stored = await granted.collection.storage.find_one(
+                {"_id": object_id, **granted.narrowing}, max_time_ms=granted.max_time_ms
             )
         if stored is None:
             raise not_found("Document not found")
         return Target(
-            access.collection, access.principal, access.narrowing, access.max_time_ms, stored
+            granted.collection, granted.principal, granted.narrowing, granted.max_time_ms, stored
         )
 
     return dependency
 
 
-async def bulk_access(
-    collection: CollectionDep, principal: OptionalPrincipal, request: Request
-) -> Access:
+@identifying
+async def bulk_access(name: str, request: Request) -> Access:
     """Bulk requests check each operation's rule themselves; this only names the collection."""
-    return Access(collection, principal, {}, settings_of(request).query_timeout_ms)
+    collection = await collection_by_name(name, request)
+    return Access(collection, await caller(request), {}, settings_of(request).query_timeout_ms)
 
 
 ListAccess = Annotated[Access, Depends(access_for("list"))]
 BulkAccess = Annotated[Access, Depends(bulk_access)]
 CreateAccess = Annotated[Access, Depends(access_for("create"))]
+UpdateAccess = Annotated[Access, Depends(access_for("update"))]
 ReadableDocument = Annotated[Target, Depends(document_for("read"))]
 UpdatableDocument = Annotated[Target, Depends(document_for("update"))]
 DeletableDocument = Annotated[Target, Depends(document_for("delete"))]

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from starlette.middleware.cors import CORSMiddleware
 
 from api import passwords
@@ -13,6 +14,7 @@ from api.database import connect, server_traits
 from api.metrics import watch_loop_lag
 from api.middleware import BodyPolicyMiddleware, RequestContextMiddleware
 from api.openapi_links import install_links
+from api.openapi_security import install_security
 from api.problems import install_problem_handlers
 from api.routes import TAGS, include_routes, metrics
 from api.settings import Settings, get_settings
@@ -20,6 +22,13 @@ from api.watched_cache import WatchedCache
 from documents.collections import CollectionDef
 from documents.sessions import Session
 
+# FastAPI's telemetry left out (the `opentelemetry` setting).
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 # A cached copy is dropped by its change event; this only bounds a copy whose event never came.
 HOT_DOCUMENT_MAX_AGE = 10.0
 
@@ -68,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A document-store API on MongoDB",
         version="0.1.0",
         lifespan=lifespan,
+        telemetry=None if settings.opentelemetry else NO_TELEMETRY,
         openapi_tags=TAGS,
         openapi_url="/v1/openapi.json",
         docs_url="/docs",
@@ -77,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     include_routes(app)
     app.include_router(metrics.router)
+    install_security(app)
     install_links(app)
     app.add_middleware(BodyPolicyMiddleware, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # outside the body policy, so its 413/415 reach browsers too

@@ -6,6 +6,7 @@ they share, so one scrape sees all of them.
 
 import asyncio
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -61,10 +62,21 @@ async def watch_loop_lag() -> None:
         LOOP_LAG.observe(max(0.0, loop.time() - asked - LAG_SAMPLE_INTERVAL))
 
 
+# Any other method a client sends is counted as OTHER, so no client can add series at will.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+Series = tuple[Any, Any]  # a request's counter and latency histogram, labelled
+_series: dict[tuple[str, str, int], Series] = {}
+
+
 def observe(scope: Scope, status: int, seconds: float) -> None:
-    route = route_label(scope)
-    REQUESTS.labels(scope["method"], route, str(status)).inc()
-    LATENCY.labels(scope["method"], route).observe(seconds)
+    method = scope["method"] if scope["method"] in METHODS else "OTHER"
+    key = (method, route_label(scope), status)
+    series = _series.get(key)
+    if series is None:  # labelling takes a lock and builds the key anew: once per series
+        series = (REQUESTS.labels(method, key[1], str(status)), LATENCY.labels(method, key[1]))
+        _series[key] = series
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:

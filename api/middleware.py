@@ -5,8 +5,8 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterable
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import observe
@@ -20,11 +20,12 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'"
 # The routes whose bodies are not JSON: the OAuth2 sign-in form and file imports (which have a
 # size limit of their own). Matched exactly, so no other path can borrow the exemption.
 FREE_FORM_ROUTES = re.compile(r"^/v1/(auth/token|collections/[a-z][a-z0-9_]{0,62}/import)$")
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+API_SECURITY_HEADERS = [*SECURITY_HEADERS, (b"content-security-policy", API_CSP.encode())]
 
 
 def request_id_of(scope: Scope) -> str:
@@ -57,12 +58,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers["X-Request-ID"] = request_id
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-                if not scope["path"].startswith(DOCS_PATHS):
-                    headers.setdefault("Content-Security-Policy", API_CSP)
+                message["headers"] = _with_headers(message.get("headers", ()), request_id, scope)
             await send(message)
 
         try:
@@ -96,6 +92,18 @@ class RequestContextMiddleware:
                     "ms": round((time.perf_counter() - started) * 1000, 1),
                 },
             )
+
+
+def _with_headers(
+    raw: Iterable[tuple[bytes, bytes]], request_id: str, scope: Scope
+) -> list[tuple[bytes, bytes]]:
+    """A response's headers with the request id, and the security headers it did not set."""
+    headers = [(name, value) for name, value in raw if name.lower() != b"x-request-id"]
+    present = {name.lower() for name, _ in headers}
+    wanted = SECURITY_HEADERS if scope["path"].startswith(DOCS_PATHS) else API_SECURITY_HEADERS
+    headers += [(name, value) for name, value in wanted if name not in present]
+    headers.append((b"x-request-id", request_id.encode()))
+    return headers
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

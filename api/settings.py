@@ -2,11 +2,11 @@
 
 import json
 import secrets
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
@@ -22,7 +22,6 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CABINET_", env_file=".env", extra="ignore")
-    _kept_key: str | None = PrivateAttr(default=None)
 
     env: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
@@ -60,6 +59,9 @@ class Settings(BaseSettings):
     import_max_bytes: int = Field(default=1024**3, ge=1)
     # An export reads a whole (filtered) collection, so its query gets a longer server-side limit.
     export_timeout_ms: int = Field(default=300_000, ge=10, le=3_600_000)
+    # FastAPI's own OpenTelemetry spans and metrics, for a deployment that sets up a provider.
+    # Off, each request skips its check for one (Cabinet's /metrics is Prometheus either way).
+    opentelemetry: bool = False
 
     @field_validator(
         "mongodb_url", "secret_key", "admin_email", "admin_password", "metrics_token", mode="before"
@@ -104,16 +106,16 @@ class Settings(BaseSettings):
 
         Keeping it on disk lets tokens survive a restart and lets every worker process share it.
         """
-        if self.secret_key:
-            return self.secret_key
-        if self._kept_key is None:  # read once: every request that carries a token needs it
-            path = self.data_dir / "secret-key"
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.touch(mode=0o600)
-                path.write_text(secrets.token_urlsafe(48))
-            self._kept_key = path.read_text().strip()
-        return self._kept_key
+        return self.secret_key or self._kept_key
+
+    @cached_property  # read once: every request that carries a token needs it
+    def _kept_key(self) -> str:
+        path = self.data_dir / "secret-key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip()
 
 
 @lru_cache

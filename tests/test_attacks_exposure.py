@@ -150,3 +150,27 @@ async def test_api9_undocumented_paths_are_a_404(client: AsyncClient) -> None:
         response = await client.get(path)
         assert response.status_code == 404, path
     assert json.loads(response.text)["status"] == 404
+
+
+async def test_openapi_names_the_sign_in_schemes_wherever_the_caller_counts(
+    client: AsyncClient,
+) -> None:
+    document = (await client.get("/v1/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/v1/auth/token"
+    assert schemes["APIKeyHeader"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    secured = {
+        (method, path)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if operation.get("security") == [{"OAuth2PasswordBearer": []}, {"APIKeyHeader": []}]
+    }
+    documented = {(m, p) for p, operations in document["paths"].items() for m in operations}
+    public = {
+        ("get", "/v1/health"),
+        ("get", "/v1/health/ready"),
+        *(("post", f"/v1/auth/{name}") for name in ("register", "login", "token", "refresh")),
+        ("post", "/v1/auth/logout"),
+    }
+    assert public < documented
+    assert secured == documented - public

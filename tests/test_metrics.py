@@ -25,6 +25,24 @@ async def test_metrics_count_requests_by_route_template(client: AsyncClient) -> 
     assert "cabinet_request_seconds_bucket" in text
 
 
+async def test_metrics_count_each_request_once_and_unknown_methods_together(
+    client: AsyncClient,
+) -> None:
+    def count(text: str, method: str) -> float:
+        line = f'cabinet_requests_total{{method="{method}",route="unmatched",status="404"}} '
+        found = [row for row in text.splitlines() if row.startswith(line)]
+        return float(found[0].removeprefix(line)) if found else 0.0
+
+    before = (await client.get("/metrics")).text
+    for method in ("BREW", "WHEN", "BREW"):
+        await client.request(method, "/v1/no-such-route")
+    await client.get("/v1/no-such-route")
+    after = (await client.get("/metrics")).text
+    assert count(after, "OTHER") - count(before, "OTHER") == 3
+    assert count(after, "GET") - count(before, "GET") == 1
+    assert "BREW" not in after and "WHEN" not in after
+
+
 async def test_production_metrics_answer_admins_and_the_token_only(
     client: AsyncClient, app: FastAPI, settings: Settings
 ) -> None:

@@ -6,9 +6,12 @@ import sys
 import time
 from pathlib import Path
 
+import opentelemetry.trace
 import pytest
+from httpx import ASGITransport, AsyncClient
 from pydantic import ValidationError
 
+from api.main import create_app
 from api.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,3 +124,23 @@ def test_server_refuses_to_start_in_production_without_a_strong_secret(
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 30
     assert not (tmp_path / "db").exists()  # refused before starting the database
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_opentelemetry_setting_decides_whether_fastapi_looks_for_a_provider(
+    enabled: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # With it on, FastAPI asks for the global tracer provider on every request; off, never.
+    asked: list[object] = []
+    real = opentelemetry.trace.get_tracer_provider
+
+    def counted() -> opentelemetry.trace.TracerProvider:
+        asked.append(None)
+        return real()
+
+    monkeypatch.setattr(opentelemetry.trace, "get_tracer_provider", counted)
+    settings = Settings(_env_file=None, data_dir=tmp_path, opentelemetry=enabled)
+    transport = ASGITransport(app=create_app(settings))
+    async with AsyncClient(transport=transport, base_url="http://cabinet.test") as http:
+        assert (await http.get("/v1/no-such-route")).status_code == 404
+    assert bool(asked) is enabled

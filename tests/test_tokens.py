@@ -9,10 +9,12 @@ from typing import Any
 import jwt
 import pytest
 from bson import ObjectId
+from fastapi import Request
 from httpx import AsyncClient
 
+from api import deps
 from api.settings import Settings
-from tests.factories import Account, admin, bearer, patch_user, register
+from tests.factories import Account, admin, bearer, create_collection, patch_user, register
 
 OTHER_KEY = "another-secret-key-" + "x" * 40
 
@@ -199,3 +201,25 @@ async def test_removed_admin_role_applies_to_the_same_token_at_once(client: Asyn
     response = await client.get("/v1/users", headers=deputy.headers)
     assert response.status_code == 403
     assert response.json()["status"] == 403
+
+
+async def test_the_caller_is_worked_out_once_per_request(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rate budget, the collection guard and the route all ask who is calling.
+    boss = await admin(client)
+    await create_collection(client, boss, "notes", {"type": "object"}, rules={"read": ["owner"]})
+    account = await register(client)
+    created = await client.post("/v1/collections/notes/documents", json={}, headers=account.headers)
+    identified: list[object] = []
+    real = deps._identify
+
+    async def counted(request: Request) -> deps.Principal | None:
+        identified.append(request)
+        return await real(request)
+
+    monkeypatch.setattr(deps, "_identify", counted)
+    path = f"/v1/collections/notes/documents/{created.json()['_id']}"
+    for _ in range(2):
+        assert (await client.get(path, headers=account.headers)).status_code == 200
+    assert len(identified) == 2 and identified[0] is not identified[1]

@@ -4,7 +4,7 @@ import hmac
 
 from fastapi import APIRouter, Request, Response
 
-from api.deps import SettingsDep, optional_principal
+from api.deps import SettingsDep, bearer_token, caller
 from api.metrics import exposition
 from api.problems import Problem, unauthorized
 from api.settings import Settings
@@ -13,12 +13,11 @@ router = APIRouter(tags=["operations"])
 
 
 async def _check_scraper(request: Request, settings: Settings) -> None:
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    bearer = credentials if scheme.lower() == "bearer" and credentials else None
+    bearer = bearer_token(request)
     token = settings.metrics_token
     if token and bearer and hmac.compare_digest(bearer.encode(), token.encode()):
         return
-    principal = await optional_principal(request, bearer, request.headers.get("x-api-key"))
+    principal = await caller(request)
     if principal is None:
         raise unauthorized("Metrics need an admin or the metrics token")
     if not principal.is_admin:
