@@ -3,10 +3,12 @@
 from collections.abc import Callable
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from api.etags import etag_matches
+from api.field_op_guards import unread_inc_guards
 from api.field_ops import OpsError, parse_ops, plan_ops
 from api.guards import Access, Target
 from api.problems import Problem, not_found
@@ -17,6 +19,8 @@ from documents.users import utc_now
 
 # Without If-Match, a write that lost a race re-reads and tries again this many times.
 MAX_ATTEMPTS = 20
+# MongoDB's TypeMismatch and PathNotViable: an $inc the stored document cannot take.
+_INC_REFUSALS = frozenset({14, 28})
 
 
 def unique_conflict() -> Problem:
@@ -107,27 +111,30 @@ async def remove(target: Target, if_match: str | None) -> None:
         raise not_found("Document not found")
 
 
-async def apply_ops(target: Target, body: object, if_match: str | None) -> dict:
+async def apply_ops(access: Access, doc_id: ObjectId, body: object, if_match: str | None) -> dict:
     """Applies field operators in one atomic update whose guard keeps the result schema-valid.
 
     The guard encodes the bounds the result must respect (a maximum, maxItems), so concurrent
     increments all land without a version race; only constraints a guard cannot express fall
-    back to the version check.
+    back to the version check. Increments alone first try without reading the document.
     """
     try:
-        ops = parse_ops(body, target.collection.fields, allow_write_only=target.is_admin)
+        ops = parse_ops(body, access.collection.fields, allow_write_only=access.is_admin)
     except OpsError as error:
+        await _stored(access, doc_id)  # a document out of reach is a 404 before any 422
         raise Problem(422, "The operations are not valid", errors=error.errors) from error
-    storage, stored = target.collection.storage, target.stored
+    if if_match is None and (changed := await _unread_inc(access, doc_id, ops)) is not None:
+        return changed
+    storage, stored = access.collection.storage, await _stored(access, doc_id)
     for _ in range(MAX_ATTEMPTS):
         if if_match is not None and not etag_matches(if_match, stored["_version"]):
             raise precondition_failed()
         try:
-            plan = plan_ops(ops, stored, target.collection.compiled.schema)
+            plan = plan_ops(ops, stored, access.collection.compiled.schema)
         except OpsError as error:
             raise Problem(422, "The operations are not valid", errors=error.errors) from error
-        validated = validate(target, to_json(plan.result))
-        query = {**plan.guard, "_id": stored["_id"], **target.narrowing}
+        validated = validate(access, to_json(plan.result))
+        query = _guarded(access, doc_id, [plan.guard] if plan.guard else [])
         if plan.needs_version_guard or if_match is not None:
             query["_version"] = stored["_version"]
         update = {
@@ -143,13 +150,49 @@ async def apply_ops(target: Target, body: object, if_match: str | None) -> dict:
             raise unique_conflict() from error
         if changed is not None:
             return changed
-        current = await storage.find_one(
-            {"_id": stored["_id"], **target.narrowing}, max_time_ms=target.max_time_ms
-        )
-        if current is None:
-            raise not_found("Document not found")
-        stored = current
+        stored = await _stored(access, doc_id)
     raise Problem(409, "The document is being changed by others; try again")
+
+
+async def _unread_inc(access: Access, doc_id: ObjectId, ops: dict) -> dict | None:
+    """Increments alone, in one update sent without reading: the document after it, or None
+    when it must be read and planned (another operator, an enum, a guard unmet, no document)."""
+    collection = access.collection
+    guards = unread_inc_guards(ops, collection.fields, collection.compiled.schema)
+    if guards is None:
+        return None
+    update = {"$inc": {**ops["inc"], "_version": 1}, "$currentDate": {"_updated": True}}
+    try:
+        return await collection.storage.find_one_and_update(
+            _guarded(access, doc_id, guards), update, return_document=ReturnDocument.AFTER
+        )
+    except DuplicateKeyError as error:
+        raise unique_conflict() from error
+    except OperationFailure as error:
+        # A stored value the guards could not rule out (an array of numbers, a parent that is
+        # no object): reading the document then explains it.
+        if error.code in _INC_REFUSALS:
+            return None
+        raise
+
+
+def _guarded(access: Access, doc_id: ObjectId, guards: list[dict]) -> dict:
+    """The update filter: the document, if the caller's rule admits it and the guards hold."""
+    query: dict = {"_id": doc_id, **access.narrowing}
+    if guards:
+        # Inside $and: the stand-in writes a top-level $or into SQL unparenthesised, and
+        # `A OR B AND _id = ?` then matches other documents.
+        query["$and"] = guards
+    return query
+
+
+async def _stored(access: Access, doc_id: ObjectId) -> dict:
+    stored: dict | None = await access.collection.storage.find_one(
+        {"_id": doc_id, **access.narrowing}, max_time_ms=access.max_time_ms
+    )
+    if stored is None:
+        raise not_found("Document not found")
+    return stored
 
 
 def _path(document: dict, path: str) -> Any:

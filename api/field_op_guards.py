@@ -2,11 +2,20 @@
 
 Each guard is a condition on the stored document under which applying the operator still gives
 a value the schema accepts; where no filter can say that exactly, the plan falls back to
-guarding on `_version` (each function says which by returning `exact`).
+guarding on `_version` (each function says which by returning `exact`). `unread_inc_guards`
+goes further: guards for an increment sent without reading the document at all.
 """
 
+import math
+import sys
+from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
+
+from api.fields import FieldSpec
+from api.value_checks import INT64_MAX, INT64_MIN
+
+_DOUBLE_MAX = Fraction(sys.float_info.max)
 
 
 def subschema(schema: dict, path: str) -> dict:
@@ -57,7 +66,9 @@ def inc_guard(path: str, delta: Any, current: Any, sub: dict) -> tuple[list[dict
 
 def _exact_difference(bound: Any, delta: Any) -> Any:
     difference = Fraction(bound) - Fraction(delta)
-    return int(difference) if difference.denominator == 1 else float(difference)
+    # A whole number past 64 bits has no BSON integer to go out as (a bound such as 1e30).
+    whole = difference.denominator == 1 and INT64_MIN <= difference <= INT64_MAX
+    return int(difference) if whole else float(difference)
 
 
 def grow_guard(path: str, item: Any, name: str, sub: dict) -> tuple[list[dict], bool]:
@@ -82,3 +93,70 @@ def grow_guard(path: str, item: Any, name: str, sub: dict) -> tuple[list[dict], 
         if name == "push":
             guards.append({path: {"$nin": [item]}})
     return guards, True
+
+
+def unread_inc_guards(
+    ops: dict, fields: Mapping[str, FieldSpec], schema: dict
+) -> list[dict] | None:
+    """Guards under which `ops` can run as one `$inc` without reading the document first.
+
+    Nothing validates the result then, so the guards hold only where it is schema-valid, the
+    stored value included: None when no filter can say that (an operator other than inc, an
+    enum), and the caller reads the document and plans from it instead.
+    """
+    if ops.keys() != {"inc"}:
+        return None
+    guards: list[dict] = []
+    for path, delta in ops["inc"].items():
+        sub = subschema(schema, path)
+        fitting = unread_inc_range(delta, sub)
+        if fitting is None or "enum" in sub:
+            return None
+        *parents, _ = path.split(".")
+        ancestors = [".".join(parents[:end]) for end in range(1, len(parents) + 1)]
+        # MongoDB would create an absent parent holding only this field.
+        guards += [
+            {a: {"$exists": True}} for a in ancestors if subschema(schema, a).get("required")
+        ]
+        present = {path: {"$gte": fitting[0], "$lte": fitting[1]}}
+        # An absent field becomes `delta`, as from 0. MongoDB's `$exists: false` matches no
+        # null, and it refuses $inc below a parent that is no object; the stand-in's matches
+        # null (SQL's IS NULL), and it skips such an $inc yet bumps `_version`. So "absent" is
+        # offered only where the schema allows neither a null field nor a parent but an object.
+        absent = fitting[0] <= 0 <= fitting[1] and "null" not in fields[path].types
+        if absent and all(fields[a].types == {"object"} for a in ancestors):
+            guards.append({"$or": [present, {path: {"$exists": False}}]})
+        else:
+            guards.append(present)
+    return guards
+
+
+def unread_inc_range(delta: int | float, sub: dict) -> tuple[float, float] | None:
+    """The stored values from which `+ delta` fits minimum/maximum and BSON, or None if none do.
+
+    Bounding both sides also makes the filter refuse what is not a number. An integer delta on
+    an integer gives an exact integer, which must fit int64; any other sum MongoDB works out in
+    doubles, rounding each operand and the result. Bounds that are doubles inside the range keep
+    a rounded result inside it, and the delta counts as the worse of itself and its rounding.
+    """
+    storable = (INT64_MIN, INT64_MAX) if isinstance(delta, int) else (-_DOUBLE_MAX, _DOUBLE_MAX)
+    low = _double_at_least(max(Fraction(sub.get("minimum", storable[0])), Fraction(storable[0])))
+    high = _double_at_most(min(Fraction(sub.get("maximum", storable[1])), Fraction(storable[1])))
+    exact, rounded = Fraction(delta), Fraction(float(delta))
+    bottom = _double_at_least(Fraction(low) - min(exact, rounded))
+    top = _double_at_most(Fraction(high) - max(exact, rounded))
+    return (bottom, top) if bottom <= top else None
+
+
+def _double_at_most(value: Fraction) -> float:
+    """The largest double not above `value`, capped at the largest finite one (-inf if none)."""
+    if value >= _DOUBLE_MAX:
+        return sys.float_info.max
+    if value < -_DOUBLE_MAX:
+        return -math.inf
+    nearest = float(value)
+    return nearest if Fraction(nearest) <= value else math.nextafter(nearest, -math.inf)
+
+
+def _double_at_least(value: Fraction) -> float:
+    return -_double_at_most(-value)

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 
 from tests.factories import Account, admin, create_collection, register
 
@@ -16,6 +16,7 @@ POSTS = {
         "stars": {"type": "integer", "maximum": 10},
         "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
         "labels": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+        "stats": {"type": "object", "properties": {"views": {"type": "integer"}}},
         **{name: {"type": "integer"} for name in FIELDS},
     },
 }
@@ -30,20 +31,46 @@ async def _setup(client: AsyncClient, fields: dict) -> tuple[Account, str]:
     return user, f"{URL}/{response.json()['_id']}"
 
 
+async def _increments(
+    client: AsyncClient, user: Account, url: str, field: str, times: int
+) -> list[Response]:
+    """`times` increments of `field` by one, all sent at once."""
+    body = {"inc": {field: 1}}
+    return await asyncio.gather(
+        *(client.post(f"{url}/ops", json=body, headers=user.headers) for _ in range(times))
+    )
+
+
 async def test_hundred_concurrent_increments_all_land(client: AsyncClient) -> None:
     user, url = await _setup(client, {"title": "hot"})
-    responses = await asyncio.gather(
-        *(
-            client.post(f"{url}/ops", json={"inc": {"likes": 1}}, headers=user.headers)
-            for _ in range(100)
-        )
-    )
+    responses = await _increments(client, user, url, "likes", 100)
     assert [r.status_code for r in responses] == [200] * 100
     seen = sorted(r.json()["likes"] for r in responses)
     assert seen == list(range(1, 101))  # each increment saw its own result
     final = (await client.get(url, headers=user.headers)).json()
     assert final["likes"] == 100
     assert final["_version"] == 101
+
+
+async def test_concurrent_increments_inside_an_absent_object_all_land(client: AsyncClient) -> None:
+    user, url = await _setup(client, {"title": "new"})
+    responses = await _increments(client, user, url, "stats.views", 50)
+    assert [r.status_code for r in responses] == [200] * 50
+    final = (await client.get(url, headers=user.headers)).json()
+    assert final["stats"] == {"views": 50} and final["_version"] == 51
+
+
+async def test_concurrent_increments_and_pushes_all_land(client: AsyncClient) -> None:
+    # Increments go out unread, pushes read and plan first: neither may lose the other's change.
+    user, url = await _setup(client, {"likes": 0, "tags": []})
+    bodies = [{"inc": {"likes": 1}}] * 30 + [{"push": {"tags": f"t{i}"}} for i in range(3)]
+    responses = await asyncio.gather(
+        *(client.post(f"{url}/ops", json=body, headers=user.headers) for body in bodies)
+    )
+    assert [r.status_code for r in responses] == [200] * len(bodies)
+    final = (await client.get(url, headers=user.headers)).json()
+    assert final["likes"] == 30 and sorted(final["tags"]) == ["t0", "t1", "t2"]
+    assert final["_version"] == 1 + len(bodies)
 
 
 async def test_concurrent_patches_with_same_if_match_only_one_wins(client: AsyncClient) -> None:

@@ -1,13 +1,15 @@
 from typing import Any
 
 import pytest
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
+from api.field_op_guards import unread_inc_guards, unread_inc_range
 from api.field_ops import MAX_PATHS, OpsError, OpsPlan, parse_ops, plan_ops
 from api.fields import SYSTEM_FIELDS
 from api.schema_compiler import compile_schema
 from api.schemas import DocumentInvalid
+from api.value_checks import INT64_MAX, INT64_MIN
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -442,6 +444,76 @@ def test_guards_of_several_operations_are_and_ed() -> None:
     assert planned.needs_version_guard is False
 
 
+# --- guards for increments sent without reading the document -----------------------------------
+
+LOWEST = float(INT64_MIN)  # the bottom of the int64 range, a double
+
+
+def unread(ops: dict) -> list[dict] | None:
+    return unread_inc_guards(ops, FIELDS, SCHEMA)
+
+
+def test_unread_inc_bounds_the_stored_value_on_both_sides() -> None:
+    assert unread({"inc": {"likes": 2}}) == [
+        {"$or": [{"likes": {"$gte": -2.0, "$lte": 8.0}}, {"likes": {"$exists": False}}]}
+    ]
+
+
+def test_unread_inc_that_no_absent_field_survives_requires_the_field() -> None:
+    assert unread({"inc": {"rank": 1}}) == [{"rank": {"$gte": 4.0, "$lte": float(2**63 - 2048)}}]
+    assert unread({"inc": {"stats.views": -1}}) == [
+        {"stats.views": {"$gte": 1.0, "$lte": float(2**63 - 1024)}}
+    ]
+
+
+def fitting(delta: int | float, sub: dict) -> tuple[float, float]:
+    """The stored values an unread increment admits, which must not be none."""
+    found = unread_inc_range(delta, sub)
+    assert found is not None
+    return found
+
+
+def test_unread_inc_keeps_integer_results_inside_int64() -> None:
+    _, high = fitting(5, {})
+    assert high + 5 <= INT64_MAX and INT64_MAX - high < 4096
+    low, _ = fitting(-5, {})
+    assert low - 5 >= INT64_MIN and low - INT64_MIN < 4096
+
+
+def test_unread_inc_keeps_double_results_finite_and_rounded_within_bounds() -> None:
+    _, high = fitting(1e308, {})
+    assert high + 1e308 <= 1.7976931348623157e308
+    _, high = fitting(0.1, {"maximum": 1.5})
+    assert high + 0.1 <= 1.5
+    assert unread_inc_range(1e308, {"maximum": -1e308}) is None
+
+
+def test_unread_inc_below_a_parent_with_required_fields_needs_the_parent() -> None:
+    assert unread({"inc": {"box.qty": 1}}) == [
+        {"box": {"$exists": True}},
+        {"$or": [{"box.qty": {"$gte": LOWEST, "$lte": 4.0}}, {"box.qty": {"$exists": False}}]},
+    ]
+
+
+def test_unread_inc_on_a_nullable_field_requires_a_number_there() -> None:
+    # The stand-in's `$exists: false` also matches null, which $inc would then treat as 0.
+    assert unread({"inc": {"maybe": 1}}) == [
+        {"maybe": {"$gte": LOWEST, "$lte": float(2**63 - 2048)}}
+    ]
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [
+        {"push": {"tags": "a"}},
+        {"inc": {"likes": 1}, "pull": {"tags": "a"}},
+        {"inc": {"likes": 1, "level": 1}},
+    ],
+)
+def test_unread_inc_declines_what_needs_the_stored_document(ops: dict) -> None:
+    assert unread(ops) is None
+
+
 # --- guard exactness, by property ----------------------------------------------------------------
 
 _ABSENT = object()
@@ -464,7 +536,7 @@ def _equals(value: Any, wanted: Any) -> bool:
 
 
 def _check(op: str, arg: Any, value: Any) -> bool:
-    number = isinstance(value, int | float)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
     if op == "$lte":
         return number and value <= arg
     if op == "$gte":
@@ -560,3 +632,73 @@ def test_array_guard_matches_exactly_when_result_valid(
         valid = False
     assert planned.needs_version_guard is False
     assert _matches(stored, planned.guard) is valid
+
+
+@given(bounded_cases())
+@example((0, 10, None, 11))
+@example((0, 10, 9, 1))
+@example((5, None, None, 5))
+def test_unread_inc_guard_matches_exactly_when_result_within_bounds(case: tuple) -> None:
+    low, high, value, delta = case
+    field: dict[str, Any] = {"type": "integer"}
+    field.update({k: v for k, v in (("minimum", low), ("maximum", high)) if v is not None})
+    compiled = compile_schema({"type": "object", "properties": {"n": field}})
+    stored = {} if value is None else {"n": value}
+    guards = unread_inc_guards({"inc": {"n": delta}}, compiled.fields, compiled.schema)
+    result = (value or 0) + delta
+    within = (low is None or result >= low) and (high is None or result <= high)
+    assert guards is not None and _matches(stored, {"$and": guards}) is within
+
+
+_REFUSED = object()
+
+
+def _mongodb_inc(value: Any, delta: int | float) -> Any:
+    """MongoDB's $inc: integers add exactly (refused past int64), anything else in doubles."""
+    if value is _ABSENT:
+        return delta
+    if isinstance(value, int) and isinstance(delta, int):
+        total = value + delta
+        return total if INT64_MIN <= total <= INT64_MAX else _REFUSED
+    return float(value) + float(delta)
+
+
+_INT64 = st.integers(INT64_MIN, INT64_MAX)
+_DOUBLES = st.floats(allow_nan=False, allow_infinity=False)
+_EDGES = st.sampled_from(
+    [2**53, 2**53 + 1, 2**63 - 1024, INT64_MAX, INT64_MIN, 1.7976931348623157e308]
+)
+_NUMBERS = _INT64 | _DOUBLES | _EDGES | _EDGES.map(lambda n: -n)
+
+
+@given(
+    kind=st.sampled_from(["integer", "number"]),
+    bounds=st.lists(st.none() | _NUMBERS, min_size=2, max_size=2),
+    delta=_NUMBERS,
+    value=st.sampled_from([_ABSENT, None, "7", True, [1]]) | _NUMBERS,
+)
+@example(kind="integer", bounds=[None, None], delta=600, value=float(2**63 - 1024))
+@example(kind="number", bounds=[None, 2**53 + 1], delta=1.0, value=2**53 + 1)
+# MongoDB adds a double in doubles, rounding the delta up first: 3.0 + (2**53 + 4) rounds up too.
+@example(kind="number", bounds=[None, 2**53 + 6], delta=2**53 + 3, value=3.0)
+def test_unread_inc_guard_admits_only_values_giving_a_valid_result(
+    kind: str, bounds: list, delta: int | float, value: Any
+) -> None:
+    if kind == "integer":
+        # What parse_ops lets through, and what a stored document can hold there.
+        assume(isinstance(delta, int) and INT64_MIN <= delta <= INT64_MAX)
+        assume(not isinstance(value, float) or value.is_integer())
+    low, high = bounds
+    if low is not None and high is not None and low > high:
+        low, high = high, low
+    field: dict[str, Any] = {"type": kind}
+    field.update({k: v for k, v in (("minimum", low), ("maximum", high)) if v is not None})
+    compiled = compile_schema({"type": "object", "properties": {"n": field}})
+    guards = unread_inc_guards({"inc": {"n": delta}}, compiled.fields, compiled.schema)
+    stored = {} if value is _ABSENT else {"n": value}
+    if guards is None or not _matches(stored, {"$and": guards}):
+        return  # the request reads the document and plans from it
+    assert not isinstance(value, str | bool | list) and value is not None
+    result = _mongodb_inc(value, delta)
+    assert result is not _REFUSED
+    compiled.validate({"n": result})

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, Header, Response, status
 
 from api import document_writes
 from api.bulk import BulkRequest, BulkResponse, run_bulk
-from api.deps import ClientAddress, SettingsDep, charge
+from api.deps import ClientAddress, SettingsDep, charge, parse_object_id
 from api.etags import etag, etag_matches
 from api.guards import (
     BulkAccess,
@@ -14,8 +14,10 @@ from api.guards import (
     DeletableDocument,
     ReadableDocument,
     UpdatableDocument,
+    UpdateAccess,
 )
 from api.merge_patch import merge_patch
+from api.problems import not_found
 
 router = APIRouter(prefix="/collections/{name}/documents", tags=["documents"])
 bulk_router = APIRouter(prefix="/collections/{name}", tags=["documents"])
@@ -75,12 +77,20 @@ async def patch_document(
 
 @router.post("/{doc_id}/ops")
 async def apply_field_ops(
-    body: JsonObject, target: UpdatableDocument, response: Response, if_match: IfMatch = None
+    doc_id: str,
+    body: JsonObject,
+    access: UpdateAccess,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """Atomic field operators: `inc`, `push`, `pull`, `add_to_set`, checked against the schema."""
-    stored = await document_writes.apply_ops(target, body, if_match)
+    # Not an UpdatableDocument: increments go out without reading the document first.
+    object_id = parse_object_id(doc_id)
+    if object_id is None:
+        raise not_found("Document not found")
+    stored = await document_writes.apply_ops(access, object_id, body, if_match)
     _describe(response, stored)
-    return target.view(stored)
+    return access.view(stored)
 
 
 @router.delete("/{doc_id}", status_code=status.HTTP_204_NO_CONTENT)
