@@ -2,7 +2,7 @@
 
 import json
 import secrets
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,10 +14,21 @@ RATE = r"^\d{1,7}/(second|minute|hour|day)$"
 WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
 
 
+@lru_cache  # on every request's path (the rate budget)
 def parse_rate(rate: str) -> tuple[int, int]:
     """ "10/minute" as (requests, window seconds)."""
     count, unit = rate.split("/")
     return int(count), WINDOWS[unit]
+
+
+@lru_cache  # read once per directory: every request that carries a token needs it
+def _kept_key(data_dir: Path) -> str:
+    path = data_dir / "secret-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
 
 
 class Settings(BaseSettings):
@@ -106,16 +117,7 @@ class Settings(BaseSettings):
 
         Keeping it on disk lets tokens survive a restart and lets every worker process share it.
         """
-        return self.secret_key or self._kept_key
-
-    @cached_property  # read once: every request that carries a token needs it
-    def _kept_key(self) -> str:
-        path = self.data_dir / "secret-key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_urlsafe(48))
-        return path.read_text().strip()
+        return self.secret_key or _kept_key(self.data_dir)
 
 
 @lru_cache

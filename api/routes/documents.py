@@ -31,10 +31,11 @@ def _describe(response: Response, stored: dict) -> None:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_document(
-    name: str, body: JsonObject, access: CreateAccess, response: Response
+    body: JsonObject, access: CreateAccess, response: Response
 ) -> dict[str, Any]:
     """Store a new document; the caller becomes its owner."""
     stored = await document_writes.insert(access, body)
+    name = access.collection.definition.name
     response.headers["Location"] = f"/v1/collections/{name}/documents/{stored['_id']}"
     _describe(response, stored)
     return access.view(stored)
