@@ -114,13 +114,19 @@ def bearer_token(request: Request) -> str | None:
 async def caller(request: Request) -> Principal | None:
     """Who is calling, from the bearer token or the API key; None if the request has neither.
 
-    Worked out once per request and kept in its scope. The rate budget, the guards and the routes
-    all ask, and they call this rather than declaring it: each dependency in a route's graph
-    costs FastAPI bookkeeping on every request, even when its value is cached.
+    The first time a request asks, its caller is worked out and the request is counted against
+    their shared budget (429 once it is spent), or the client address's when anonymous. Every
+    route but sign-in and health asks before it reads anything. The answer is kept in the
+    request's scope: the guards and routes call this rather than declaring it, because each
+    dependency in a route's graph costs FastAPI bookkeeping on every request.
     """
     scope = request.scope
     if CALLER_KEY not in scope:
-        scope[CALLER_KEY] = await _identify(request)
+        identified = await _identify(request)
+        settings = settings_of(request)
+        key = _budget_key(identified, client_address(request))
+        await hit(key, Limit(*settings.request_limit))
+        scope[CALLER_KEY] = identified
     principal: Principal | None = scope[CALLER_KEY]
     return principal
 
@@ -195,8 +201,13 @@ async def target_user(user_id: str, _: AdminUser) -> User:
 TargetUser = Annotated[User, Depends(target_user)]
 
 
+@identifying
 async def collection_by_name(name: str, request: Request) -> Collection:
-    """The collection named in the path, with its current definition; 404 if there is none."""
+    """The collection named in the path, with its current definition; 404 if there is none.
+
+    The caller is known first, so that even asking for a missing collection is counted.
+    """
+    await caller(request)
     cache = request.app.state.definitions
     collection = await load_collection(name, cache) if COLLECTION_NAME.match(name) else None
     if collection is None:
@@ -205,14 +216,6 @@ async def collection_by_name(name: str, request: Request) -> Collection:
 
 
 CollectionDep = Annotated[Collection, Depends(collection_by_name)]
-
-
-@identifying
-async def request_budget(request: Request) -> None:
-    """Counts the request against its caller's shared budget (429 once it is spent)."""
-    settings = settings_of(request)
-    key = _budget_key(await caller(request), client_address(request))
-    await hit(key, Limit(*settings.request_limit))
 
 
 def _budget_key(principal: Principal | None, address: str) -> str:

@@ -53,8 +53,8 @@ class Target(Access):
 
 async def access(request: Request, name: str, action: Action) -> Access:
     """The caller's access to the collection `name` for `action`: 404, 401 or 403 if none."""
-    collection = await collection_by_name(name, request)
     principal = await caller(request)
+    collection = await collection_by_name(name, request)
     narrowing = require(collection.definition.rules, action, principal)
     return Access(collection, principal, narrowing, settings_of(request).query_timeout_ms)
 

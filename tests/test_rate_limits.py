@@ -61,6 +61,23 @@ async def test_request_past_the_budget_is_refused_with_retry_after(
     assert_rate_limited(await limited.get("/v1/collections/notes/documents", headers=user.headers))
 
 
+async def test_every_route_but_sign_in_and_health_counts_even_when_it_finds_nothing(
+    client: AsyncClient, limited: AsyncClient, notes: Account
+) -> None:
+    user = await register(client)
+    for _ in range(3):
+        assert (await limited.get("/v1/health")).status_code == 200
+    answers = [
+        await limited.get("/v1/collections/nowhere/documents", headers=user.headers),
+        await limited.get("/v1/collections/nowhere", headers=user.headers),
+        await limited.get("/v1/auth/me", headers=user.headers),
+        await limited.get("/v1/collections/notes/documents/nothing", headers=user.headers),
+    ]
+    assert [a.status_code for a in answers] == [404, 403, 200, 404]
+    await spend(limited, user.headers, BUDGET - len(answers))
+    assert_rate_limited(await limited.get("/v1/collections/notes/documents", headers=user.headers))
+
+
 async def test_budget_is_per_caller(
     client: AsyncClient, limited: AsyncClient, notes: Account
 ) -> None:

@@ -1,8 +1,7 @@
 """Every route of the API, mounted at /v1."""
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
-from api.deps import request_budget
 from api.problems import problem_responses
 from api.routes import (
     aggregate,
@@ -19,8 +18,9 @@ from api.routes import (
 
 # Any route may answer these; route-specific ones are declared by each router.
 COMMON = problem_responses(400, 401, 403, 404, 422, 429, 500)
-# Sign-in routes have their own, stricter limits; everything else shares the caller's budget.
-# Every route with a body may also meet the body policy (413, 415).
+# Sign-in routes have their own, stricter limits; everything else shares the caller's budget,
+# counted when it first asks who is calling (api.deps.caller). Every route with a body may also
+# meet the body policy (413, 415).
 SIGN_IN = {**COMMON, **problem_responses(413, 415)}
 METERED = {**COMMON, **problem_responses(409, 412, 413, 415, 504)}
 
@@ -57,8 +57,6 @@ def include_routes(app: FastAPI) -> None:
         api_keys.router,
         audit.router,
     ):
-        app.include_router(
-            router, prefix="/v1", dependencies=[Depends(request_budget)], responses=METERED
-        )
+        app.include_router(router, prefix="/v1", responses=METERED)
     app.include_router(auth.router, prefix="/v1", responses=SIGN_IN)
     app.include_router(health.router, prefix="/v1", responses=COMMON)

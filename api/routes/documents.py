@@ -78,9 +78,9 @@ async def patch_document(
 
 @router.post("/{doc_id}/ops")
 async def apply_field_ops(
+    access: UpdateAccess,
     doc_id: str,
     body: JsonObject,
-    access: UpdateAccess,
     response: Response,
     if_match: IfMatch = None,
 ) -> dict[str, Any]:
