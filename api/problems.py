@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError, ExecutionTimeout, OperationFailure
 from starlette.exceptions import HTTPException
@@ -99,7 +100,22 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     errors = exc.errors if isinstance(exc, Problem) else None
-    return problem_response(exc.status_code, detail, errors=errors, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    return problem_response(exc.status_code, detail, errors=errors, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: the router names only the first route
+    whose path matched, and several routes share a path (a list's GET, a create's POST)."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in iter_route_contexts(list(request.app.routes)):
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(path):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def _location(loc: tuple[Any, ...]) -> list[str | int]:

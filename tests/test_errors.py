@@ -39,6 +39,15 @@ async def test_wrong_method_is_a_405_problem(client: AsyncClient) -> None:
     assert "GET" in response.headers["Allow"]
 
 
+async def test_405_allows_every_method_served_at_the_path(client: AsyncClient) -> None:
+    # The list (GET) and the create (POST) are two routes on one path.
+    response = await client.delete("/v1/collections/anything/documents")
+    assert_problem(response, 405, "Method Not Allowed")
+    assert response.headers["Allow"] == "GET, POST"
+    response = await client.post("/v1/collections/anything/documents/some-id")
+    assert response.headers["Allow"] == "DELETE, GET, PATCH, PUT"
+
+
 async def test_malformed_json_is_a_400_problem(client: AsyncClient) -> None:
     response = await client.post(
         "/v1/auth/login",

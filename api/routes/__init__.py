@@ -44,11 +44,11 @@ TAGS = [
 
 def include_routes(app: FastAPI) -> None:
     """Each router straight on the app, the busiest first: a request's path is tried against
-    every route before its own (no two routers' paths overlap, so the order changes no match),
-    and every level of nesting is walked again."""
+    every route before its own (no two routes share a path and a method, so the order changes
+    no match), and every level of nesting is walked again."""
     for router in (
-        queries.router,  # before documents, as it always was: a 405 names the first's methods
-        documents.router,
+        documents.router,  # a 405 names every route's methods at the path, whatever the order
+        queries.router,
         documents.bulk_router,
         aggregate.router,
         transfer.router,
