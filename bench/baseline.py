@@ -42,13 +42,13 @@ def _storage(request: Request) -> Any:
     return request.app.state.database[request.path_params["collection"]]
 
 
-def _object_id(text: str) -> ObjectId | None:
+def object_id(text: str) -> ObjectId | None:
     return ObjectId(text) if ObjectId.is_valid(text) else None
 
 
 async def read_document(request: Request) -> Response:
     found = await _storage(request).find_one(
-        {"_id": _object_id(request.path_params["doc_id"]), "_owner": OWNER}
+        {"_id": object_id(request.path_params["doc_id"]), "_owner": OWNER}
     )
     if found is None:
         return JSONResponse({"detail": "not found"}, status_code=404)
@@ -82,7 +82,7 @@ async def create_document(request: Request) -> Response:
 async def apply_inc(request: Request) -> Response:
     body = await request.json()
     changed = await _storage(request).find_one_and_update(
-        {"_id": _object_id(request.path_params["doc_id"]), "_owner": OWNER},
+        {"_id": object_id(request.path_params["doc_id"]), "_owner": OWNER},
         {"$inc": {**body["inc"], "_version": 1}, "$currentDate": {"_updated": True}},
         return_document=ReturnDocument.AFTER,
     )

@@ -10,13 +10,15 @@ import argparse
 import asyncio
 import cProfile
 import json
+import logging.config
 import pstats
 import random
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,9 +26,11 @@ from urllib.parse import urlencode
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from starlette.types import ASGIApp
 
 from api.bootstrap import ensure_admin
 from api.embedded import EmbeddedDatabase
+from api.logs import configure_logging, skip_unlogged_record_fields
 from api.main import create_app
 from api.settings import Settings
 from bench.dataset import ITEMS_INDEXES, ITEMS_SCHEMA, item, items_ndjson
@@ -38,8 +42,8 @@ LISTED_ITEMS = 3000
 Call = Callable[[], Awaitable[int]]
 
 
-async def _asgi(
-    app: FastAPI,
+async def asgi(
+    app: ASGIApp,
     method: str,
     path: str,
     headers: dict[str, str],
@@ -82,7 +86,7 @@ async def _asgi(
     return statuses[0]
 
 
-async def _prepare(app: FastAPI, scenario: str) -> Call:
+async def prepare(app: FastAPI, scenario: str) -> Call:
     await ensure_admin(ADMIN_EMAIL, ADMIN_PASSWORD)
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://bench") as http:
         login = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
@@ -111,17 +115,27 @@ async def _prepare(app: FastAPI, scenario: str) -> Call:
     inc = json.dumps(INC_BODY).encode()
     listing = urlencode({"filter": json.dumps(LIST_FILTER), "sort": LIST_SORT, "limit": 50})
     calls: dict[str, Call] = {
-        "get": lambda: _asgi(app, "GET", document, auth),
-        "create": lambda: _asgi(app, "POST", "/v1/collections/items/documents", as_json, new_item),
-        "inc": lambda: _asgi(app, "POST", f"{document}/ops", as_json, inc),
-        "list": lambda: _asgi(
+        "get": lambda: asgi(app, "GET", document, auth),
+        "create": lambda: asgi(app, "POST", "/v1/collections/items/documents", as_json, new_item),
+        "inc": lambda: asgi(app, "POST", f"{document}/ops", as_json, inc),
+        "list": lambda: asgi(
             app, "GET", "/v1/collections/items/documents", auth, query=listing.encode()
         ),
     }
     return calls[scenario]
 
 
-async def _run(url: str, scenario: str, requests: int, top: int) -> None:
+def log_as_served(path: Path) -> None:
+    """Logging as `python -m api` sets it up (a JSON line per request), into a file."""
+    config = configure_logging()
+    config["handlers"]["stderr"]["stream"] = open(path, "a")  # noqa: SIM115 - lives as long
+    logging.config.dictConfig(config)
+    skip_unlogged_record_fields()
+
+
+@asynccontextmanager
+async def served(url: str) -> AsyncIterator[FastAPI]:
+    """Cabinet in this process, in its lifespan, on a database of its own dropped after."""
     with tempfile.TemporaryDirectory(prefix="cabinet-hot-path-") as directory:
         settings = Settings(
             _env_file=None,
@@ -133,19 +147,30 @@ async def _run(url: str, scenario: str, requests: int, top: int) -> None:
             rate_limit=UNLIMITED_RATE,
             login_rate=UNLIMITED_RATE,
         )
+        log_as_served(Path(directory) / "api.log")
         app = create_app(settings)
         async with LifespanManager(app):
-            call = await _prepare(app, scenario)
-            for _ in range(min(200, requests)):  # warm: caches filled, code paths imported
-                status = await call()
-            if status >= 300:
-                raise SystemExit(f"{scenario}: the app answered {status}")
-            plain = await _cpu_per_request(call, requests)
-            profiler = cProfile.Profile()
-            profiler.enable()
-            profiled = await _cpu_per_request(call, requests)
-            profiler.disable()
+            yield app
             await app.state.mongo.drop_database(settings.database)
+
+
+async def warmed(call: Call, requests: int, scenario: str) -> None:
+    """Caches filled and code paths imported before anything is measured."""
+    for _ in range(min(200, requests)):
+        status = await call()
+    if status >= 300:
+        raise SystemExit(f"{scenario}: the app answered {status}")
+
+
+async def _run(url: str, scenario: str, requests: int, top: int) -> None:
+    async with served(url) as app:
+        call = await prepare(app, scenario)
+        await warmed(call, requests, scenario)
+        plain = await cpu_per_request(call, requests)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        profiled = await cpu_per_request(call, requests)
+        profiler.disable()
     print(f"{scenario}: {plain * 1000:.3f} ms of CPU per request ({requests:,} requests)")
     print(f"under the profiler: {profiled * 1000:.3f} ms; its shares below are what counts\n")
     stats = pstats.Stats(profiler, stream=sys.stdout)
@@ -192,7 +217,7 @@ def _shares(stats: pstats.Stats) -> list[tuple[str, float]]:
     return sorted(((p, t / whole) for p, t in totals.items()), key=lambda item: -item[1])
 
 
-async def _cpu_per_request(call: Call, requests: int) -> float:
+async def cpu_per_request(call: Call, requests: int) -> float:
     started = time.process_time()
     for _ in range(requests):
         await call()
