@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from api.bootstrap import CREDENTIALS_FILE, ensure_first_admin
 from api.database import connect
 from api.embedded import EmbeddedDatabase
-from api.logs import configure_logging, skip_unlogged_record_fields
+from api.logs import configure_logging
 from api.settings import Settings
 from documents.collections import CollectionDef
 
@@ -67,7 +67,6 @@ def main() -> int:
         return 2
     log_config = configure_logging()
     logging.config.dictConfig(log_config)
-    skip_unlogged_record_fields()
     settings.signing_key()  # created once here, so every worker reads the same one
     if settings.workers > 1:
         # Workers write their metrics where one scrape of any of them reads them all.

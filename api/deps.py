@@ -122,7 +122,7 @@ async def caller(request: Request) -> Principal | None:
     """
     scope = request.scope
     if CALLER_KEY not in scope:
-        identified = await _identify(request)
+        identified = await identify(request)
         settings = settings_of(request)
         key = _budget_key(identified, client_address(request))
         await hit(key, Limit(*settings.request_limit))
@@ -131,7 +131,8 @@ async def caller(request: Request) -> Principal | None:
     return principal
 
 
-async def _identify(request: Request) -> Principal | None:
+async def identify(request: Request) -> Principal | None:
+    """The caller, worked out afresh and not counted: for what sits outside the API's budget."""
     settings = settings_of(request)
     token = bearer_token(request)
     if token is None:

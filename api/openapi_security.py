@@ -24,12 +24,14 @@ SCHEMES = (
 
 
 def _identifies(dependant: Dependant) -> bool:
-    return dependant.call in IDENTIFYING or any(map(_identifies, dependant.dependencies))
+    named = any(dependant.call is dependency for dependency in IDENTIFYING)  # calls may not hash
+    return named or any(map(_identifies, dependant.dependencies))
 
 
 def add_security(document: dict[str, Any], routes: Iterable[BaseRoute]) -> dict[str, Any]:
     """`document` with the schemes, and the operations of `routes` that identify the caller
-    accepting either (none of them has to be given: a rule may let anyone in)."""
+    accepting either. The document cannot say which operations a collection's rules open to
+    anyone: that is in the rules, and each collection's own document (`…/openapi.json`)."""
     schemes = {
         scheme.scheme_name: scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
         for scheme in SCHEMES

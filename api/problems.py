@@ -101,15 +101,19 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     errors = exc.errors if isinstance(exc, Problem) else None
     headers = exc.headers
-    if exc.status_code == 405:
-        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    if exc.status_code == 405 and (methods := allowed_methods(request)):
+        headers = {**(headers or {}), "Allow": ", ".join(methods)}
     return problem_response(exc.status_code, detail, errors=errors, headers=headers)
 
 
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path: the router names only the first route
     whose path matched, and several routes share a path (a list's GET, a create's POST)."""
-    path = request.scope["path"]
+    # Routes match the path below the app's root path, as the router saw it.
+    root = request.scope.get("root_path", "")
+    path: str = request.scope["path"]
+    if root and path.startswith(root + "/"):
+        path = path[len(root) :]
     methods: set[str] = set()
     for route in iter_route_contexts(list(request.app.routes)):
         pattern = getattr(route, "path_regex", None)

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp
 
 from api.bootstrap import ensure_admin
 from api.embedded import EmbeddedDatabase
-from api.logs import configure_logging, skip_unlogged_record_fields
+from api.logs import configure_logging
 from api.main import create_app
 from api.settings import Settings
 from bench.dataset import ITEMS_INDEXES, ITEMS_SCHEMA, item, items_ndjson
@@ -130,7 +130,6 @@ def log_as_served(path: Path) -> None:
     config = configure_logging()
     config["handlers"]["stderr"]["stream"] = open(path, "a")  # noqa: SIM115 - lives as long
     logging.config.dictConfig(config)
-    skip_unlogged_record_fields()
 
 
 @asynccontextmanager

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient, Response
+from httpx import ASGITransport, AsyncClient, Response
 
 from api.main import create_app
 from api.settings import Settings
@@ -46,6 +46,14 @@ async def test_405_allows_every_method_served_at_the_path(client: AsyncClient) -
     assert response.headers["Allow"] == "GET, POST"
     response = await client.post("/v1/collections/anything/documents/some-id")
     assert response.headers["Allow"] == "DELETE, GET, PATCH, PUT"
+
+
+async def test_405_allows_the_same_behind_a_root_path(app: FastAPI) -> None:
+    transport = ASGITransport(app=app, root_path="/api")
+    async with AsyncClient(transport=transport, base_url="http://cabinet.test") as behind:
+        response = await behind.delete("/api/v1/collections/anything/documents")
+    assert_problem(response, 405, "Method Not Allowed")
+    assert response.headers["Allow"] == "GET, POST"
 
 
 async def test_malformed_json_is_a_400_problem(client: AsyncClient) -> None:

@@ -50,7 +50,7 @@ async def _setup_more(client: AsyncClient, user: Account, fields: dict) -> tuple
     return user, response.json()
 
 
-async def _ops(client: AsyncClient, account: Account, doc: dict, body: dict) -> Response:
+async def _ops(client: AsyncClient, account: Account, doc: dict, body: object) -> Response:
     return await client.post(f"{URL}/{doc['_id']}/ops", json=body, headers=account.headers)
 
 
@@ -376,11 +376,11 @@ async def test_a_document_out_of_reach_is_404_before_invalid_operations(
 ) -> None:
     owner, doc = await _setup(client, {"likes": 1})
     other = await register(client)
-    bad = {"inc": {"likes": "1"}}
-    for account, doc_id in ((other, doc["_id"]), (owner, "5f" + "0" * 22), (owner, "nope")):
-        problem = _problem(await _ops(client, account, {"_id": doc_id}, bad), 404)
-        assert problem["detail"] == "Document not found"
-    _problem(await _ops(client, owner, doc, bad), 422)
+    for bad in ({"inc": {"likes": "1"}}, [1], "inc"):
+        for account, doc_id in ((other, doc["_id"]), (owner, "5f" + "0" * 22), (owner, "nope")):
+            response = await client.post(f"{URL}/{doc_id}/ops", json=bad, headers=account.headers)
+            assert _problem(response, 404)["detail"] == "Document not found"
+        _problem(await _ops(client, owner, doc, bad), 422)
 
 
 async def test_inc_under_a_bound_beyond_64_bits_lands_on_the_read_path_too(

@@ -61,6 +61,21 @@ async def test_production_metrics_answer_admins_and_the_token_only(
     assert (scraper.status_code, administrator.status_code) == (200, 200)
 
 
+async def test_scraping_metrics_spends_no_request_budget(
+    client: AsyncClient, app: FastAPI, settings: Settings
+) -> None:
+    update = {"env": "production", "metrics_token": METRICS_TOKEN, "rate_limit": "4/hour"}
+    async with another_app(create_app(settings.model_copy(update=update)), app) as http:
+        boss = await admin(http)
+        refused = [(await http.get("/metrics")).status_code for _ in range(6)]
+        scraped = [(await http.get("/metrics", headers=boss.headers)).status_code for _ in range(6)]
+        me = [(await http.get("/v1/auth/me", headers=boss.headers)).status_code for _ in range(6)]
+    assert refused == [401] * 6
+    assert scraped == [200] * 6
+    # Six scrapes each, and the API budget is still there to spend.
+    assert me[0] == 200 and 429 in me
+
+
 async def lag_buckets(client: AsyncClient) -> dict[float, float]:
     response = await client.get("/metrics")
     assert response.status_code == 200

@@ -212,13 +212,13 @@ async def test_the_caller_is_worked_out_once_per_request(
     account = await register(client)
     created = await client.post("/v1/collections/notes/documents", json={}, headers=account.headers)
     identified: list[object] = []
-    real = deps._identify
+    real = deps.identify
 
     async def counted(request: Request) -> deps.Principal | None:
         identified.append(request)
         return await real(request)
 
-    monkeypatch.setattr(deps, "_identify", counted)
+    monkeypatch.setattr(deps, "identify", counted)
     path = f"/v1/collections/notes/documents/{created.json()['_id']}"
     for _ in range(2):
         assert (await client.get(path, headers=account.headers)).status_code == 200

@@ -4,7 +4,7 @@ import hmac
 
 from fastapi import APIRouter, Request, Response
 
-from api.deps import SettingsDep, bearer_token, caller
+from api.deps import SettingsDep, bearer_token, identify
 from api.metrics import exposition
 from api.problems import Problem, unauthorized
 from api.settings import Settings
@@ -17,7 +17,7 @@ async def _check_scraper(request: Request, settings: Settings) -> None:
     token = settings.metrics_token
     if token and bearer and hmac.compare_digest(bearer.encode(), token.encode()):
         return
-    principal = await caller(request)
+    principal = await identify(request)  # a scrape is no API request: not counted
     if principal is None:
         raise unauthorized("Metrics need an admin or the metrics token")
     if not principal.is_admin:
