@@ -1,5 +1,6 @@
 """One measured run: warm the server up, then load it while reading its CPU time around the run."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.loadgen import Load, LoadResult, run_wrk
@@ -12,6 +13,8 @@ WARM_UP_SECONDS = 1
 class Measurement:
     load: LoadResult
     cpu_seconds: float
+    # Another process's CPU time over the same run (the database's), when asked for and known.
+    other_cpu_seconds: float | None = None
 
     @property
     def cpu_per_1k(self) -> float:
@@ -19,8 +22,16 @@ class Measurement:
         return self.cpu_seconds / self.load.requests * 1000
 
 
-def measure(wrk: str, server: Server, load: Load, seconds: int) -> Measurement:
+def measure(
+    wrk: str,
+    server: Server,
+    load: Load,
+    seconds: int,
+    other: Callable[[], float | None] = lambda: None,
+) -> Measurement:
     run_wrk(wrk, server.base_url, load, WARM_UP_SECONDS)
-    before = server.cpu_seconds()
+    before, other_before = server.cpu_seconds(), other()
     result = run_wrk(wrk, server.base_url, load, seconds)
-    return Measurement(result, server.cpu_seconds() - before)
+    cpu, other_after = server.cpu_seconds() - before, other()
+    spent = None if other_before is None or other_after is None else other_after - other_before
+    return Measurement(result, cpu, spent)

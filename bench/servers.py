@@ -33,14 +33,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU time of the server process and any children it has."""
-        root = psutil.Process(self.process.pid)
-        total = 0.0
-        for process in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                times = process.cpu_times()
-                total += times.user + times.system
-        return total
+        return tree_cpu_seconds(self.process.pid)
 
     def wait_until_ready(self, path: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -128,6 +121,17 @@ def start_baseline(database_url: str, database: str, owner: str, work_dir: Path)
     return server
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and any children it has."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 @dataclass
 class Database:
     """The embedded stand-in, or the deployment CABINET_MONGODB_URL names."""
@@ -146,6 +150,11 @@ class Database:
     @property
     def description(self) -> str:
         return "the embedded stand-in (nx-27017, in memory)" if self.embedded else "MongoDB"
+
+    def cpu_seconds(self) -> float | None:
+        """The stand-in's CPU time so far; None for a deployment, whose CPU is out of sight."""
+        process = self.embedded.process if self.embedded is not None else None
+        return tree_cpu_seconds(process.pid) if process is not None else None
 
     def stop(self) -> None:
         if self.embedded is not None:
