@@ -15,6 +15,7 @@ from api.csv_records import csv_records
 from api.import_batches import Importer, ImportReport
 from api.import_formats import BodyRefused, ReadingStopped, Record, json_records, ndjson_records
 from api.problems import Problem
+from api.rate_limits import RateLimited
 
 ImportFormat = Literal["ndjson", "csv", "json"]
 ImportMode = Literal["insert", "upsert"]
@@ -89,7 +90,8 @@ async def run_import(
     chosen: ImportFormat,
     limit: int,
 ) -> ImportReport:
-    """Reads, checks and writes every record; 400 for an unusable body, 413 past the limit."""
+    """Reads, checks and writes every record; 400 for an unusable body, 413 past the limit, 429
+    once the caller's budget is spent (both saying how much was written)."""
     body = limited(chunks, limit)
     records: AsyncIterator[Record]
     if chosen == "ndjson":
@@ -99,24 +101,35 @@ async def run_import(
     else:
         records = json_records(body)
     try:
-        async for record in records:
-            await importer.add(record)
+        try:
+            async for record in records:
+                await importer.add(record)
+        except ReadingStopped as error:
+            await importer.flush()
+            importer.fail(error.line, error.detail)
+        await importer.flush()
     except BodyRefused as error:
         raise Problem(400, str(error)) from None
-    except ReadingStopped as error:
-        await importer.flush()
-        importer.fail(error.line, error.detail)
     except BodyTooLarge:
-        await importer.settle()
-        report = importer.report
+        stopped = await _stopped(importer)
         raise Problem(
-            413,
-            f"The body is larger than the import limit of {limit} bytes; the import stopped "
-            f"after writing {report.inserted + report.updated} records "
-            f"({report.inserted} inserted, {report.updated} updated)",
+            413, f"The body is larger than the import limit of {limit} bytes; {stopped}"
         ) from None
+    except RateLimited as error:
+        # Rows are counted before they are written: what the report says was written, was.
+        stopped = await _stopped(importer)
+        retry = {"Retry-After": str(error.retry_after)}
+        raise Problem(429, f"The request budget is spent; {stopped}", headers=retry) from None
     finally:
         await importer.settle()
-    await importer.flush()
-    await importer.settle()
     return importer.report
+
+
+async def _stopped(importer: Importer) -> str:
+    """What an import that stops early wrote, for the client to pick it up from there."""
+    await importer.settle()
+    report = importer.report
+    return (
+        f"the import stopped after writing {report.inserted + report.updated} records "
+        f"({report.inserted} inserted, {report.updated} updated)"
+    )

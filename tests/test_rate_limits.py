@@ -160,11 +160,31 @@ async def test_import_past_the_budget_is_refused(
 ) -> None:
     user = await register(client)
     rows = "".join(json.dumps({"text": str(n)}) + "\n" for n in range(BUDGET * 3))
-    assert_rate_limited(
-        await limited.post(
+    refused = await limited.post(
+        "/v1/collections/notes/import", content=rows, headers={**NDJSON, **user.headers}
+    )
+    assert_rate_limited(refused)
+
+
+async def test_import_stopped_by_the_budget_says_what_it_wrote(
+    app: FastAPI, client: AsyncClient, settings: Settings, notes: Account
+) -> None:
+    # Rows are counted a batch (1,000) at a time, before the batch is written: the second batch
+    # would take the caller past 1,500, so only the first is written.
+    user = await register(client)
+    rows = "".join(json.dumps({"text": str(n)}) + "\n" for n in range(2500))
+    budget = settings.model_copy(update={"rate_limit": "1500/hour"})
+    async with another_app(create_app(budget), app) as http:
+        refused = await http.post(
             "/v1/collections/notes/import", content=rows, headers={**NDJSON, **user.headers}
         )
+    assert_rate_limited(refused)
+    assert refused.json()["detail"] == (
+        "The request budget is spent; "
+        "the import stopped after writing 1000 records (1000 inserted, 0 updated)"
     )
+    stored = app.state.mongo[settings.database]["c_notes"]
+    assert await stored.count_documents({}) == 1000
 
 
 async def test_budget_is_shared_by_app_instances_through_mongodb(
