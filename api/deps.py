@@ -116,9 +116,9 @@ async def caller(request: Request) -> Principal | None:
 
     The first time a request asks, its caller is worked out and the request is counted against
     their shared budget (429 once it is spent), or the client address's when anonymous. Every
-    route but sign-in and health asks before it reads anything. The answer is kept in the
-    request's scope: the guards and routes call this rather than declaring it, because each
-    dependency in a route's graph costs FastAPI bookkeeping on every request.
+    route but sign-in and health asks before it reads anything of its own. The answer is kept
+    in the request's scope: the guards and routes call this rather than declaring it, because
+    each dependency in a route's graph costs FastAPI bookkeeping on every request.
     """
     scope = request.scope
     if CALLER_KEY not in scope:

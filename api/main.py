@@ -13,8 +13,9 @@ from api import passwords
 from api.database import connect, server_traits
 from api.metrics import watch_loop_lag
 from api.middleware import BodyPolicyMiddleware, RequestContextMiddleware
-from api.openapi_links import install_links
-from api.openapi_security import install_security
+from api.openapi_document import amend_openapi
+from api.openapi_links import add_links
+from api.openapi_security import add_security
 from api.problems import install_problem_handlers
 from api.routes import TAGS, include_routes, metrics
 from api.settings import Settings, get_settings
@@ -87,8 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     include_routes(app)
     app.include_router(metrics.router)
-    install_security(app)
-    install_links(app)
+    amend_openapi(app, lambda document: add_security(document, app.routes), add_links)
     app.add_middleware(BodyPolicyMiddleware, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # outside the body policy, so its 413/415 reach browsers too
         app.add_middleware(

@@ -8,12 +8,9 @@ Links name their target by `operationId`, looked up from the method and path her
 route function cannot leave a link pointing nowhere: `add_links` fails loudly instead.
 """
 
-from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
-
-from fastapi import FastAPI
 
 COLLECTIONS = "/v1/collections"
 COLLECTION = "/v1/collections/{name}"
@@ -133,15 +130,3 @@ def add_links(schema: dict[str, Any]) -> dict[str, Any]:
             definition["description"] = link.description
         response.setdefault("links", {})[link.name] = definition
     return schema
-
-
-def install_links(app: FastAPI) -> None:
-    """Makes `app.openapi()` serve FastAPI's document with the links, built once and cached."""
-    generate: Callable[[], dict[str, Any]] = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = add_links(generate())
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

@@ -5,10 +5,9 @@ security dependencies, which would cost bookkeeping on every request. So the sch
 declared here instead: every operation whose dependencies identify the caller lists both.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
@@ -48,15 +47,3 @@ def add_security(document: dict[str, Any], routes: Iterable[BaseRoute]) -> dict[
                 if method.lower() in operations:
                     operations[method.lower()]["security"] = accepted
     return document
-
-
-def install_security(app: FastAPI) -> None:
-    """Makes `app.openapi()` add the schemes to what it built before."""
-    generate: Callable[[], dict[str, Any]] = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = add_security(generate(), app.routes)
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
