@@ -6,7 +6,6 @@ they share, so one scrape sees all of them.
 
 import asyncio
 import os
-from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -64,7 +63,7 @@ async def watch_loop_lag() -> None:
 
 # Any other method a client sends is counted as OTHER, so no client can add series at will.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-Series = tuple[Any, Any]  # a request's counter and latency histogram, labelled
+Series = tuple[Counter, Histogram]  # a request's counter and latency histogram, labelled
 _series: dict[tuple[str, str, int], Series] = {}
 
 
