@@ -10,6 +10,7 @@ import math
 import sys
 from collections.abc import Mapping
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from api.fields import FieldSpec
@@ -139,9 +140,20 @@ def unread_inc_range(delta: int | float, sub: dict) -> tuple[float, float] | Non
     doubles, rounding each operand and the result. Bounds that are doubles inside the range keep
     a rounded result inside it, and the delta counts as the worse of itself and its rounding.
     """
+    return _fitting_range(delta, sub.get("minimum"), sub.get("maximum"))
+
+
+# Exact arithmetic is most of an increment's own work, and the same few increments under the
+# same bounds come again and again. Typed: an increment of 1 and of 1.0 differ (int64 or double).
+@lru_cache(maxsize=4096, typed=True)
+def _fitting_range(
+    delta: int | float, minimum: int | float | None, maximum: int | float | None
+) -> tuple[float, float] | None:
     storable = (INT64_MIN, INT64_MAX) if isinstance(delta, int) else (-_DOUBLE_MAX, _DOUBLE_MAX)
-    low = _double_at_least(max(Fraction(sub.get("minimum", storable[0])), Fraction(storable[0])))
-    high = _double_at_most(min(Fraction(sub.get("maximum", storable[1])), Fraction(storable[1])))
+    least = storable[0] if minimum is None else minimum
+    most = storable[1] if maximum is None else maximum
+    low = _double_at_least(max(Fraction(least), Fraction(storable[0])))
+    high = _double_at_most(min(Fraction(most), Fraction(storable[1])))
     exact, rounded = Fraction(delta), Fraction(float(delta))
     bottom = _double_at_least(Fraction(low) - min(exact, rounded))
     top = _double_at_most(Fraction(high) - max(exact, rounded))
