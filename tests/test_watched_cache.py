@@ -346,12 +346,19 @@ async def test_refused_stream_waits_the_unsupported_pause(
         assert not task.done()
 
 
+def fast_watched(monkeypatch: pytest.MonkeyPatch, **pauses: float) -> WatchedCache:
+    """A cache whose watcher polls at once after an empty answer, with `pauses` (RETRY_PAUSE=…)
+    set for the test."""
+    monkeypatch.setattr(watched_cache, "IDLE_PAUSE", 0.001)
+    for name, seconds in pauses.items():
+        monkeypatch.setattr(watched_cache, name, seconds)
+    return WatchedCache("unit_watch", max_entries=10, max_age=60.0)
+
+
 async def test_open_stream_serves_applies_changes_and_a_failure_empties_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(watched_cache, "IDLE_PAUSE", 0.001)
-    monkeypatch.setattr(watched_cache, "RETRY_PAUSE", 3600.0)
-    cache = WatchedCache("unit_watch", max_entries=10, max_age=60.0)
+    cache = fast_watched(monkeypatch, RETRY_PAUSE=3600.0)
     stream = FakeStream([])
     collection = FakeCollection([stream])
     async with watching(cache, collection) as task:
@@ -372,9 +379,7 @@ async def test_open_stream_serves_applies_changes_and_a_failure_empties_it(
 async def test_failed_stream_is_reopened_and_serves_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(watched_cache, "IDLE_PAUSE", 0.001)
-    monkeypatch.setattr(watched_cache, "RETRY_PAUSE", 0.01)
-    cache = WatchedCache("unit_watch", max_entries=10, max_age=60.0)
+    cache = fast_watched(monkeypatch, RETRY_PAUSE=0.01)
     collection = FakeCollection([FakeStream([None, AutoReconnect("lost")]), FakeStream([])])
     async with watching(cache, collection):
         assert await eventually(lambda: collection.calls == 2 and cache.live)
@@ -385,8 +390,7 @@ async def test_failed_stream_is_reopened_and_serves_again(
 async def test_stream_failing_with_a_server_error_empties_the_cache(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(watched_cache, "IDLE_PAUSE", 0.001)
-    cache = WatchedCache("unit_watch", max_entries=10, max_age=60.0)
+    cache = fast_watched(monkeypatch)
     stream = FakeStream([])
     async with watching(cache, FakeCollection([stream])):
         assert await eventually(lambda: cache.live)
@@ -716,10 +720,8 @@ async def test_collection_dropped_through_the_api_is_gone_at_once(
 async def test_server_error_on_an_open_stream_is_retried_soon(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(watched_cache, "IDLE_PAUSE", 0.001)
-    monkeypatch.setattr(watched_cache, "RETRY_PAUSE", 0.01)
-    monkeypatch.setattr(watched_cache, "UNSUPPORTED_PAUSE", 3600.0)  # only for refused streams
-    cache = WatchedCache("unit_watch", max_entries=10, max_age=60.0)
+    # UNSUPPORTED_PAUSE is only for refused streams.
+    cache = fast_watched(monkeypatch, RETRY_PAUSE=0.01, UNSUPPORTED_PAUSE=3600.0)
     failing = FakeStream([None, OperationFailure("history lost", code=286)])
     collection = FakeCollection([failing, FakeStream([])])
     async with watching(cache, collection):
@@ -729,10 +731,7 @@ async def test_server_error_on_an_open_stream_is_retried_soon(
 async def test_stream_that_stops_answering_is_dropped_and_reopened(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(watched_cache, "IDLE_PAUSE", 0.001)
-    monkeypatch.setattr(watched_cache, "RETRY_PAUSE", 0.01)
-    monkeypatch.setattr(watched_cache, "STALL_LIMIT", 0.05)
-    cache = WatchedCache("unit_watch", max_entries=10, max_age=60.0)
+    cache = fast_watched(monkeypatch, RETRY_PAUSE=0.01, STALL_LIMIT=0.05)
     hanging = FakeStream([])
     collection = FakeCollection([hanging, FakeStream([])])
     async with watching(cache, collection):
