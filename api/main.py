@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +11,7 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.middleware.cors import CORSMiddleware
 
 from api import passwords
+from api.access_log import AccessLog
 from api.database import connect, server_traits
 from api.metrics import watch_loop_lag
 from api.middleware import BodyPolicyMiddleware, RequestContextMiddleware
@@ -50,6 +52,7 @@ def watch_hot_documents(app: FastAPI) -> list[asyncio.Task]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    access_log = AccessLog(logging.getLogger("cabinet"))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,7 +63,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.mongo = await connect(settings.mongodb_url, settings.database)
         app.state.traits = await server_traits(app.state.mongo)
         await passwords.prepare()
-        watchers = [*watch_hot_documents(app), asyncio.create_task(watch_loop_lag())]
+        watchers = [
+            *watch_hot_documents(app),
+            asyncio.create_task(watch_loop_lag()),
+            asyncio.create_task(access_log.keep_flushing(), name="access-log"),
+        ]
         # What start-up built lives as long as the process: frozen, it is left out of the
         # collector's full passes, which otherwise stop the event loop for tens of milliseconds.
         gc.collect()
@@ -85,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url="/redoc",
     )
     app.state.settings = settings
+    app.state.access_log = access_log
     install_problem_handlers(app)
     include_routes(app)
     app.include_router(metrics.router)
@@ -105,5 +113,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
             expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, access_log=access_log)
     return app

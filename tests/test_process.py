@@ -1,6 +1,7 @@
 """End to end: `python -m api` on the embedded database survives a `kill -9` with its data."""
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -175,7 +176,16 @@ def test_service_keeps_its_data_across_a_kill_and_restart(
         assert users.status_code == 200, users.text
         listed = sorted((user["email"], user["roles"]) for user in users.json()["items"])
         assert listed == [(USER_EMAIL, []), (ADMIN_EMAIL, ["admin"])]
+        http.get("/v1/health", headers={"X-Request-ID": "process-log-line"})
 
     database = second.database_pid()
     second.stop()
     assert wait_for_exit(database, DATABASE_EXIT_TIMEOUT), "the embedded database outlived the API"
+    # Its access log, written in batches, reached the log by the time it stopped.
+    lines = [
+        json.loads(line) for line in second.log_path.read_text().splitlines() if line[:1] == "{"
+    ]
+    logged = [line for line in lines if line.get("request_id") == "process-log-line"]
+    assert [(line["message"], line["path"], line["status"]) for line in logged] == [
+        ("request", "/v1/health", 200)
+    ]

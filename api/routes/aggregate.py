@@ -5,8 +5,9 @@ from fastapi import APIRouter, Request
 from api.aggregation import AggregateRequest, AggregateResult, aggregate
 from api.deps import SettingsDep
 from api.guards import ListAccess
+from api.routes.common import METERED, V1
 
-router = APIRouter(prefix="/collections/{name}", tags=["aggregation"])
+router = APIRouter(prefix=f"{V1}/collections/{{name}}", tags=["aggregation"], responses=METERED)
 
 
 @router.post("/aggregate")

@@ -9,10 +9,11 @@ from api import audit, security
 from api.deps import AdminUser, ClientAddress, SettingsDep, parse_object_id
 from api.id_pages import PageCursor, PageLimit, id_page
 from api.problems import Problem, not_found
+from api.routes.common import METERED, V1
 from documents.api_keys import ApiKey, ApiKeyCreate, ApiKeyIssued, ApiKeyPublic
 from documents.users import utc_now
 
-router = APIRouter(prefix="/api-keys", tags=["api keys"])
+router = APIRouter(prefix=f"{V1}/api-keys", tags=["api keys"], responses=METERED)
 KEY_PREFIX = "cab_"
 
 

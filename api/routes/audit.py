@@ -7,9 +7,10 @@ from pydantic import BaseModel
 
 from api.deps import AdminUser, SettingsDep
 from api.id_pages import PageCursor, PageLimit, id_page
+from api.routes.common import METERED, V1
 from documents.audit import AuditEntry, AuditPublic
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix=f"{V1}/audit", tags=["audit"], responses=METERED)
 
 
 class AuditList(BaseModel):

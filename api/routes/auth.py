@@ -11,6 +11,7 @@ from api import audit, passwords, sessions
 from api.deps import ClientAddress, CurrentPrincipal, CurrentUser, SettingsDep
 from api.problems import Problem, problem_responses, unauthorized
 from api.rate_limits import Limit, hit
+from api.routes.common import SIGN_IN, V1
 from api.settings import Settings
 from documents.sessions import RefreshRequest, TokenPair
 from documents.users import (
@@ -22,7 +23,7 @@ from documents.users import (
     UserSelfUpdate,
 )
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix=f"{V1}/auth", tags=["auth"], responses=SIGN_IN)
 INVALID_LOGIN = "Incorrect email or password"
 # One address may try several accounts, but not without bound.
 ADDRESS_FACTOR = 5

@@ -14,6 +14,7 @@ from api.collection_admin import (
 from api.collection_admin import create_collection as create_collection_definition
 from api.deps import AdminUser, ClientAddress, CollectionDep
 from api.problems import Problem
+from api.routes.common import METERED, V1
 from api.schemas import CompiledSchema, DocumentInvalid
 from documents.collections import (
     CollectionCreate,
@@ -23,7 +24,7 @@ from documents.collections import (
 )
 from documents.users import utc_now
 
-router = APIRouter(prefix="/collections", tags=["collections"])
+router = APIRouter(prefix=f"{V1}/collections", tags=["collections"], responses=METERED)
 MISFITS_NAMED = 10
 
 

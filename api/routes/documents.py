@@ -18,9 +18,12 @@ from api.guards import (
 )
 from api.merge_patch import merge_patch
 from api.problems import not_found
+from api.routes.common import METERED, V1
 
-router = APIRouter(prefix="/collections/{name}/documents", tags=["documents"])
-bulk_router = APIRouter(prefix="/collections/{name}", tags=["documents"])
+router = APIRouter(
+    prefix=f"{V1}/collections/{{name}}/documents", tags=["documents"], responses=METERED
+)
+bulk_router = APIRouter(prefix=f"{V1}/collections/{{name}}", tags=["documents"], responses=METERED)
 JsonObject = Annotated[dict[str, Any], Body()]
 # Documented as JsonObject, checked by the route: the operators' document is found (or not: 404)
 # before a body that is no object is refused (422), as on the routes whose guard reads first.

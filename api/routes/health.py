@@ -5,8 +5,9 @@ from pydantic import BaseModel
 
 from api.database import ping
 from api.problems import Problem
+from api.routes.common import COMMON, V1
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = APIRouter(prefix=f"{V1}/health", tags=["health"], responses=COMMON)
 
 
 class Health(BaseModel):

@@ -15,8 +15,9 @@ from api.listing import (
     list_documents,
     parse_filter_param,
 )
+from api.routes.common import METERED, V1
 
-router = APIRouter(prefix="/collections/{name}", tags=["documents"])
+router = APIRouter(prefix=f"{V1}/collections/{{name}}", tags=["documents"], responses=METERED)
 
 
 # The settings come from the request, not SettingsDep: one dependency fewer for FastAPI to solve

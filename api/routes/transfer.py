@@ -18,9 +18,12 @@ from api.importing import (
     upsert_key,
 )
 from api.problems import Problem
+from api.routes.common import METERED, V1
 from api.rules import require
 
-router = APIRouter(prefix="/collections/{name}", tags=["import and export"])
+router = APIRouter(
+    prefix=f"{V1}/collections/{{name}}", tags=["import and export"], responses=METERED
+)
 _IMPORT_BODY = {
     "requestBody": {
         "required": True,

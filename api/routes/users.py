@@ -7,9 +7,10 @@ from api import audit, sessions
 from api.deps import AdminUser, ClientAddress, Principal, SettingsDep, TargetUser
 from api.id_pages import PageCursor, PageLimit, id_page
 from api.problems import Problem
+from api.routes.common import METERED, V1
 from documents.users import ADMIN_ROLE, User, UserAdminUpdate, UserPublic
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix=f"{V1}/users", tags=["users"], responses=METERED)
 
 
 class UserList(BaseModel):

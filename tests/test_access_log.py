@@ -1,0 +1,110 @@
+"""The access log: one JSON line per request, with its id, written in batches."""
+
+import asyncio
+import json
+import logging
+import time
+
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+
+from api.access_log import FLUSH_INTERVAL, MAX_PENDING, AccessLog
+from api.logs import JsonFormatter
+from tests.factories import register
+
+
+def _lines(caplog: pytest.LogCaptureFixture, request_id: str) -> list[logging.LogRecord]:
+    return [
+        record
+        for record in caplog.records
+        if record.getMessage() == "request" and getattr(record, "request_id", None) == request_id
+    ]
+
+
+async def test_each_request_is_logged_once_with_its_id_status_and_duration(
+    app: FastAPI, client: AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    account = await register(client)
+    asked = [
+        ("GET", "/v1/auth/me", account.headers, 200),
+        ("GET", "/v1/auth/me", {}, 401),
+        ("DELETE", "/v1/health", {}, 405),
+        ("GET", "/v1/nowhere", {}, 404),
+    ]
+    for number, (method, path, headers, status) in enumerate(asked):
+        request_id = f"access-log-{number}"
+        response = await client.request(
+            method, path, headers={**headers, "X-Request-ID": request_id}
+        )
+        assert response.status_code == status
+    app.state.access_log.flush()
+    for number, (method, path, _, status) in enumerate(asked):
+        records = _lines(caplog, f"access-log-{number}")
+        assert len(records) == 1, [vars(record) for record in records]
+        line = json.loads(JsonFormatter().format(records[0]))
+        assert (line["method"], line["path"], line["status"]) == (method, path, status)
+        assert line["level"] == "info" and line["logger"] == "cabinet"
+        assert isinstance(line["ms"], float) and line["ms"] >= 0
+
+
+async def test_lines_are_written_within_the_flush_interval_without_being_asked(
+    client: AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    await client.get("/v1/health", headers={"X-Request-ID": "access-log-unasked"})
+    await asyncio.sleep(FLUSH_INTERVAL * 3)
+    assert len(_lines(caplog, "access-log-unasked")) == 1
+
+
+def test_a_line_carries_the_time_its_request_ended_not_when_it_was_written(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    access_log = AccessLog(logging.getLogger("cabinet"))
+    ended = 1_700_000_000.75  # long before this test
+    access_log.add(ended, {"request_id": "access-log-earlier", "status": 200})
+    access_log.flush()
+    [record] = _lines(caplog, "access-log-earlier")
+    assert record.created == ended
+    written = json.loads(JsonFormatter().format(record))["time"]
+    assert written == "2023-11-14T22:13:20.750+00:00"
+
+
+def test_a_burst_is_written_at_the_limit_without_waiting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    access_log = AccessLog(logging.getLogger("cabinet"))
+    for number in range(MAX_PENDING - 1):
+        access_log.add(time.time(), {"request_id": f"access-log-burst-{number}"})
+    assert not _lines(caplog, "access-log-burst-0")
+    access_log.add(time.time(), {"request_id": "access-log-burst-last"})
+    assert access_log.pending == []
+    assert len(_lines(caplog, "access-log-burst-0")) == 1
+    assert len(_lines(caplog, "access-log-burst-last")) == 1
+
+
+async def test_what_is_pending_is_written_when_the_flushing_stops(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    access_log = AccessLog(logging.getLogger("cabinet"))
+    flushing = asyncio.create_task(access_log.keep_flushing())
+    await asyncio.sleep(0)
+    access_log.add(time.time(), {"request_id": "access-log-at-shutdown"})
+    flushing.cancel()
+    await asyncio.gather(flushing, return_exceptions=True)
+    assert len(_lines(caplog, "access-log-at-shutdown")) == 1
+
+
+def test_nothing_is_written_or_kept_when_info_is_not_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    access_log = AccessLog(logging.getLogger("cabinet"))
+    access_log.add(time.time(), {"request_id": "access-log-quiet"})
+    access_log.flush()
+    assert access_log.pending == []
+    assert not _lines(caplog, "access-log-quiet")
