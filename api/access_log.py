@@ -1,45 +1,69 @@
-"""The access log: a JSON line per request, written in batches rather than as each one ends."""
+"""The access log and the request metrics: each request answered, written down in batches."""
 
 import asyncio
 import logging
-from typing import Any
+from dataclasses import dataclass
 
-# How late a line may be written, as nginx's `access_log … flush=`; a process killed outright
-# loses at most this much of its log. Shutdown writes what is pending.
+from starlette.types import Scope
+
+from api.metrics import observe
+
+# How late a request may be logged and counted, as nginx's `access_log … flush=`; a process
+# killed outright loses at most this much of its log. Shutdown and a scrape write what waits.
 FLUSH_INTERVAL = 0.1
 # Written at once past this many, however early, so a burst neither holds memory nor stalls
-# the event loop for long when its lines are written (~13 µs each).
+# the event loop for long when it is written (~15 µs a request).
 MAX_PENDING = 256
 
 
-class AccessLog:
-    """Requests answered, kept as plain values until the next flush logs a record for each.
+@dataclass(frozen=True, slots=True)
+class Answered:
+    scope: Scope
+    request_id: str
+    status: int
+    seconds: float
+    ended: float  # from time.time()
 
-    Logging a request's line as it ends cost ~45 µs of CPU there (8 % of a read by id): the
-    logging and JSON code runs cold between two requests. The same lines written together cost
-    ~13 µs each. A record keeps the time its request ended, not the time it was written.
+
+class AccessLog:
+    """Requests answered, kept until the next flush logs a JSON line and counts each one.
+
+    Done as each request ended, the log line cost ~45 µs of CPU there (8 % of a read by id) and
+    the metrics ~9 µs: between two requests the logging, JSON and Prometheus code runs cold.
+    Done together, the same work costs ~15 µs a request. A line keeps the time its request
+    ended, not the time it was written.
     """
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
-        self.pending: list[tuple[float, dict[str, Any]]] = []
+        self.pending: list[Answered] = []
 
-    def add(self, ended: float, fields: dict[str, Any]) -> None:
-        """One request's line: `ended` from time.time(), `fields` written as they are."""
-        self.pending.append((ended, fields))
+    def add(self, answered: Answered) -> None:
+        self.pending.append(answered)
         if len(self.pending) >= MAX_PENDING:
             self.flush()
 
     def flush(self) -> None:
         pending, self.pending = self.pending, []
-        if not pending or not self.logger.isEnabledFor(logging.INFO):
-            return
-        for ended, fields in pending:
-            record = self.logger.makeRecord(
-                self.logger.name, logging.INFO, __file__, 0, "request", (), None, extra=fields
-            )
-            record.created, record.msecs = ended, (ended % 1) * 1000
-            self.logger.handle(record)
+        for answered in pending:
+            observe(answered.scope, answered.status, answered.seconds)
+        if pending and self.logger.isEnabledFor(logging.INFO):
+            for answered in pending:
+                self._log(answered)
+
+    def _log(self, answered: Answered) -> None:
+        fields = {
+            "request_id": answered.request_id,
+            "method": answered.scope["method"],
+            "path": answered.scope["path"],
+            "status": answered.status,
+            "ms": round(answered.seconds * 1000, 1),
+        }
+        record = self.logger.makeRecord(
+            self.logger.name, logging.INFO, __file__, 0, "request", (), None, extra=fields
+        )
+        record.created, record.msecs = answered.ended, (answered.ended % 1) * 1000
+        self.logger.handle(record)
 
     async def keep_flushing(self) -> None:
         """Writes what is pending every FLUSH_INTERVAL until cancelled, then what is left."""

@@ -9,8 +9,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.access_log import AccessLog
-from api.metrics import observe
+from api.access_log import AccessLog, Answered
 from api.problems import PROBLEM_MEDIA_TYPE, Problem, problem_body, problem_response
 
 logger = logging.getLogger("cabinet")
@@ -39,7 +38,7 @@ def request_id_of(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    """Gives each request an id, echoes it, logs the request, turns a crash into a 500 problem."""
+    """Gives each request an id, echoes it, logs and counts it, turns a crash into a 500 problem."""
 
     def __init__(self, app: ASGIApp, access_log: AccessLog) -> None:
         self.app = app
@@ -84,17 +83,7 @@ class RequestContextMiddleware:
                 await send({"type": "http.response.body", "body": body})
         finally:
             took = time.perf_counter() - started
-            observe(scope, status, took)
-            self.access_log.add(
-                time.time(),
-                {
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "ms": round(took * 1000, 1),
-                },
-            )
+            self.access_log.add(Answered(scope, request_id, status, took, time.time()))
 
 
 def _with_headers(

@@ -4,14 +4,26 @@ import asyncio
 import json
 import logging
 import time
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
+from prometheus_client import REGISTRY
 
-from api.access_log import FLUSH_INTERVAL, MAX_PENDING, AccessLog
+from api.access_log import FLUSH_INTERVAL, MAX_PENDING, AccessLog, Answered
 from api.logs import JsonFormatter
 from tests.factories import register
+
+
+def _answered(request_id: str, ended: float | None = None) -> Answered:
+    scope: dict[str, Any] = {
+        "method": "GET",
+        "path": "/v1/health",
+        "route": None,
+        "path_params": {},
+    }
+    return Answered(scope, request_id, 200, 0.001, time.time() if ended is None else ended)
 
 
 def _lines(caplog: pytest.LogCaptureFixture, request_id: str) -> list[logging.LogRecord]:
@@ -58,13 +70,26 @@ async def test_lines_are_written_within_the_flush_interval_without_being_asked(
     assert len(_lines(caplog, "access-log-unasked")) == 1
 
 
+async def test_requests_are_counted_with_their_batch_without_a_scrape(client: AsyncClient) -> None:
+    labels = {"method": "GET", "route": "/v1/health", "status": "200"}
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("cabinet_requests_total", labels) or 0.0
+
+    before = counted()
+    await client.get("/v1/health")
+    await client.get("/v1/health")
+    await asyncio.sleep(FLUSH_INTERVAL * 3)
+    assert counted() == before + 2
+
+
 def test_a_line_carries_the_time_its_request_ended_not_when_it_was_written(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
     access_log = AccessLog(logging.getLogger("cabinet"))
     ended = 1_700_000_000.75  # long before this test
-    access_log.add(ended, {"request_id": "access-log-earlier", "status": 200})
+    access_log.add(_answered("access-log-earlier", ended))
     access_log.flush()
     [record] = _lines(caplog, "access-log-earlier")
     assert record.created == ended
@@ -78,9 +103,9 @@ def test_a_burst_is_written_at_the_limit_without_waiting(
     caplog.set_level(logging.INFO)
     access_log = AccessLog(logging.getLogger("cabinet"))
     for number in range(MAX_PENDING - 1):
-        access_log.add(time.time(), {"request_id": f"access-log-burst-{number}"})
+        access_log.add(_answered(f"access-log-burst-{number}"))
     assert not _lines(caplog, "access-log-burst-0")
-    access_log.add(time.time(), {"request_id": "access-log-burst-last"})
+    access_log.add(_answered("access-log-burst-last"))
     assert access_log.pending == []
     assert len(_lines(caplog, "access-log-burst-0")) == 1
     assert len(_lines(caplog, "access-log-burst-last")) == 1
@@ -93,7 +118,7 @@ async def test_what_is_pending_is_written_when_the_flushing_stops(
     access_log = AccessLog(logging.getLogger("cabinet"))
     flushing = asyncio.create_task(access_log.keep_flushing())
     await asyncio.sleep(0)
-    access_log.add(time.time(), {"request_id": "access-log-at-shutdown"})
+    access_log.add(_answered("access-log-at-shutdown"))
     flushing.cancel()
     await asyncio.gather(flushing, return_exceptions=True)
     assert len(_lines(caplog, "access-log-at-shutdown")) == 1
@@ -104,7 +129,7 @@ def test_nothing_is_written_or_kept_when_info_is_not_logged(
 ) -> None:
     caplog.set_level(logging.WARNING)
     access_log = AccessLog(logging.getLogger("cabinet"))
-    access_log.add(time.time(), {"request_id": "access-log-quiet"})
+    access_log.add(_answered("access-log-quiet"))
     access_log.flush()
     assert access_log.pending == []
     assert not _lines(caplog, "access-log-quiet")
