@@ -45,11 +45,24 @@ class AccessLog:
 
     def flush(self) -> None:
         pending, self.pending = self.pending, []
+        logged = self.logger.isEnabledFor(logging.INFO)
+        failed: list[Exception] = []
         for answered in pending:
-            observe(answered.scope, answered.status, answered.seconds)
-        if pending and self.logger.isEnabledFor(logging.INFO):
-            for answered in pending:
-                self._log(answered)
+            # One request that cannot be counted or logged costs the others nothing.
+            try:
+                observe(answered.scope, answered.status, answered.seconds)
+                if logged:
+                    self._log(answered)
+            except Exception as error:
+                failed.append(error)
+        if failed:
+            first = failed[0]
+            self.logger.error(
+                "%d of %d requests not counted or logged",
+                len(failed),
+                len(pending),
+                exc_info=(type(first), first, first.__traceback__),
+            )
 
     def _log(self, answered: Answered) -> None:
         fields = {

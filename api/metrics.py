@@ -51,9 +51,10 @@ LOOP_LAG = Histogram(
 LAG_SAMPLE_INTERVAL = 0.01
 
 
-async def watch_loop_lag() -> None:
-    """Samples the event loop's lag until cancelled: a request waits at least this long for the
-    loop, so anything that blocks it (CPU work on the loop, a collector pass) shows here."""
+async def watch_loop_lag(histogram: Histogram = LOOP_LAG) -> None:
+    """Samples the event loop's lag into `histogram` until cancelled: a request waits at least
+    this long for the loop, so anything that blocks it (CPU work on the loop, a collector pass)
+    shows here."""
     loop = asyncio.get_running_loop()
     timer: asyncio.TimerHandle
 
@@ -62,8 +63,9 @@ async def watch_loop_lag() -> None:
     def sample(asked: float) -> None:
         nonlocal timer
         now = loop.time()
-        LOOP_LAG.observe(max(0.0, now - asked - LAG_SAMPLE_INTERVAL))
+        # Scheduled first: a sample that fails to be recorded does not end the sampling.
         timer = loop.call_later(LAG_SAMPLE_INTERVAL, sample, now)
+        histogram.observe(max(0.0, now - asked - LAG_SAMPLE_INTERVAL))
 
     timer = loop.call_later(LAG_SAMPLE_INTERVAL, sample, loop.time())
     try:

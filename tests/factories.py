@@ -1,7 +1,8 @@
 """Small async factories for the objects tests need: accounts, tokens, admins."""
 
+import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -108,3 +109,24 @@ async def create_collection(
     assert response.status_code == 201, response.text
     created: dict = response.json()
     return created
+
+
+POLL_STEP = 0.02
+POLL_STEPS = 250  # 5 s: far below the app's 10 s cache max_age, far above a change's delivery
+
+
+async def eventually(condition: Callable[[], bool]) -> bool:
+    """Whether `condition` holds within 5 s, checked every 20 ms."""
+    for _ in range(POLL_STEPS):
+        if condition():
+            return True
+        await asyncio.sleep(POLL_STEP)
+    return condition()
+
+
+async def eventually_async(condition: Callable[[], Awaitable[bool]]) -> bool:
+    for _ in range(POLL_STEPS):
+        if await condition():
+            return True
+        await asyncio.sleep(POLL_STEP)
+    return await condition()

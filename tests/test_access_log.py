@@ -11,18 +11,14 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from prometheus_client import REGISTRY
 
+from api import access_log as access_log_module
 from api.access_log import FLUSH_INTERVAL, MAX_PENDING, AccessLog, Answered
 from api.logs import JsonFormatter
-from tests.factories import register
+from tests.factories import eventually, register
 
 
-def _answered(request_id: str, ended: float | None = None) -> Answered:
-    scope: dict[str, Any] = {
-        "method": "GET",
-        "path": "/v1/health",
-        "route": None,
-        "path_params": {},
-    }
+def _answered(request_id: str, ended: float | None = None, path: str = "/v1/health") -> Answered:
+    scope: dict[str, Any] = {"method": "GET", "path": path, "path_params": {}}
     return Answered(scope, request_id, 200, 0.001, time.time() if ended is None else ended)
 
 
@@ -66,21 +62,24 @@ async def test_lines_are_written_within_the_flush_interval_without_being_asked(
 ) -> None:
     caplog.set_level(logging.INFO)
     await client.get("/v1/health", headers={"X-Request-ID": "access-log-unasked"})
-    await asyncio.sleep(FLUSH_INTERVAL * 3)
-    assert len(_lines(caplog, "access-log-unasked")) == 1
+    assert await eventually(lambda: len(_lines(caplog, "access-log-unasked")) == 1)
 
 
-async def test_requests_are_counted_with_their_batch_without_a_scrape(client: AsyncClient) -> None:
+async def test_requests_are_counted_with_their_batch_without_a_scrape(
+    app: FastAPI, client: AsyncClient
+) -> None:
     labels = {"method": "GET", "route": "/v1/health", "status": "200"}
 
     def counted() -> float:
         return REGISTRY.get_sample_value("cabinet_requests_total", labels) or 0.0
 
+    app.state.access_log.flush()  # what earlier tests left waiting
     before = counted()
     await client.get("/v1/health")
     await client.get("/v1/health")
-    await asyncio.sleep(FLUSH_INTERVAL * 3)
-    assert counted() == before + 2
+    assert await eventually(lambda: counted() == before + 2)
+    await asyncio.sleep(FLUSH_INTERVAL * 2)
+    assert counted() == before + 2  # and only once
 
 
 def test_a_line_carries_the_time_its_request_ended_not_when_it_was_written(
@@ -124,12 +123,60 @@ async def test_what_is_pending_is_written_when_the_flushing_stops(
     assert len(_lines(caplog, "access-log-at-shutdown")) == 1
 
 
-def test_nothing_is_written_or_kept_when_info_is_not_logged(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.WARNING)
-    access_log = AccessLog(logging.getLogger("cabinet"))
+def test_no_line_is_made_when_info_is_not_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+    quiet = logging.getLogger("cabinet.tests.quiet")
+    monkeypatch.setattr(quiet, "level", logging.WARNING)
+    handled: list[logging.LogRecord] = []
+    monkeypatch.setattr(quiet, "handle", handled.append)
+    access_log = AccessLog(quiet)
     access_log.add(_answered("access-log-quiet"))
     access_log.flush()
     assert access_log.pending == []
-    assert not _lines(caplog, "access-log-quiet")
+    assert handled == []
+
+
+def test_a_request_that_cannot_be_counted_costs_the_others_nothing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    def observe(scope: Any, status: int, seconds: float) -> None:
+        if scope["path"] == "/v1/broken":
+            raise OSError("the metrics directory is gone")
+
+    monkeypatch.setattr(access_log_module, "observe", observe)
+    access_log = AccessLog(logging.getLogger("cabinet"))
+    access_log.add(_answered("access-log-before"))
+    access_log.add(_answered("access-log-broken", path="/v1/broken"))
+    access_log.add(_answered("access-log-after"))
+    access_log.flush()
+    assert len(_lines(caplog, "access-log-before")) == 1
+    assert len(_lines(caplog, "access-log-after")) == 1
+    assert not _lines(caplog, "access-log-broken")
+    [error] = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert error.getMessage() == "1 of 3 requests not counted or logged"
+    assert error.exc_info is not None and isinstance(error.exc_info[1], OSError)
+
+
+async def test_the_flusher_outlives_a_failing_batch(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    failures = iter([OSError("once")])
+
+    def observe(scope: Any, status: int, seconds: float) -> None:
+        if (error := next(failures, None)) is not None:
+            raise error
+
+    monkeypatch.setattr(access_log_module, "observe", observe)
+    access_log = AccessLog(logging.getLogger("cabinet"))
+    flushing = asyncio.create_task(access_log.keep_flushing())
+    try:
+        access_log.add(_answered("access-log-lost"))
+        assert await eventually(lambda: access_log.pending == [])
+        access_log.add(_answered("access-log-next"))
+        assert await eventually(lambda: len(_lines(caplog, "access-log-next")) == 1)
+        assert not flushing.done()
+    finally:
+        flushing.cancel()
+        await asyncio.gather(flushing, return_exceptions=True)

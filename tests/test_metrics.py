@@ -5,11 +5,13 @@ import time
 
 from fastapi import FastAPI
 from httpx import AsyncClient
+from prometheus_client import Histogram
 
+from api import metrics
 from api.main import create_app
 from api.settings import Settings
 from bench.login_load import loop_lag_between, loop_lag_buckets_of
-from tests.factories import admin, another_app, register
+from tests.factories import admin, another_app, eventually, register
 
 METRICS_TOKEN = "scrape-" + "t" * 24
 
@@ -93,3 +95,25 @@ async def test_event_loop_lag_shows_a_blocked_loop(client: AsyncClient) -> None:
     assert lag.samples >= 1
     assert lag.over_10ms >= 1
     assert lag.worst_ms >= 50
+
+
+async def test_the_lag_sampler_goes_on_after_a_sample_it_could_not_record() -> None:
+    recorded: list[float] = []
+    failures = iter([OSError("once")])
+
+    class Failing(Histogram):
+        def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+            if (error := next(failures, None)) is not None:
+                raise error
+            recorded.append(amount)
+
+    histogram = Failing("test_lag_seconds", "a lag sampled in a test", registry=None)
+    sampling = asyncio.create_task(metrics.watch_loop_lag(histogram))
+    try:
+        assert await eventually(lambda: len(recorded) >= 3)
+    finally:
+        sampling.cancel()
+        await asyncio.gather(sampling, return_exceptions=True)
+    count = len(recorded)
+    await asyncio.sleep(metrics.LAG_SAMPLE_INTERVAL * 5)
+    assert len(recorded) == count  # cancelled, it left no timer behind

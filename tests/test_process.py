@@ -181,7 +181,7 @@ def test_service_keeps_its_data_across_a_kill_and_restart(
     database = second.database_pid()
     second.stop()
     assert wait_for_exit(database, DATABASE_EXIT_TIMEOUT), "the embedded database outlived the API"
-    # Its access log, written in batches, reached the log by the time it stopped.
+    # The access line of a request, written with its batch, is in the service's log as JSON.
     lines = [
         json.loads(line) for line in second.log_path.read_text().splitlines() if line[:1] == "{"
     ]

@@ -29,6 +29,8 @@ from tests.factories import (
     admin,
     bearer,
     create_collection,
+    eventually,
+    eventually_async,
     login,
     patch_user,
     register,
@@ -41,25 +43,6 @@ NOTES: dict[str, Any] = {
 }
 # Signed-in callers may list and read every document; the other actions keep their defaults.
 OPEN_TO_MEMBERS = {"list": ["authenticated"], "read": ["authenticated"]}
-POLL_STEP = 0.02
-POLL_STEPS = 250  # 5 s: far below the app's 10 s max_age, far above a change's delivery
-
-
-async def eventually(condition: Callable[[], bool]) -> bool:
-    """Whether `condition` holds within 5 s, checked every 20 ms."""
-    for _ in range(POLL_STEPS):
-        if condition():
-            return True
-        await asyncio.sleep(POLL_STEP)
-    return condition()
-
-
-async def eventually_async(condition: Callable[[], Awaitable[bool]]) -> bool:
-    for _ in range(POLL_STEPS):
-        if await condition():
-            return True
-        await asyncio.sleep(POLL_STEP)
-    return await condition()
 
 
 def live_cache(

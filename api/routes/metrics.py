@@ -30,6 +30,7 @@ async def metrics(request: Request, settings: SettingsDep) -> Response:
     """Request counts and latencies in Prometheus's text format."""
     if settings.env == "production":
         await _check_scraper(request, settings)
-    request.app.state.access_log.flush()  # the requests answered since its last batch
+    # This process's requests answered since its last batch (another worker's wait for theirs).
+    request.app.state.access_log.flush()
     body, content_type = exposition()
     return Response(body, media_type=content_type)
