@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 import jwt
 from beanie import PydanticObjectId
+from bson import ObjectId
 from bson.errors import InvalidId
 from fastapi import Depends, Request
 
@@ -61,7 +62,7 @@ class Principal:
 
     id: str
     roles: tuple[str, ...]
-    session_id: PydanticObjectId | None = None
+    session_id: ObjectId | None = None
     api_key: ApiKey | None = None
 
     @property
@@ -144,16 +145,17 @@ async def identify(request: Request) -> Principal | None:
         )
     except jwt.InvalidTokenError as error:
         raise unauthorized("Invalid or expired access token") from error
-    user_id, session_id = parse_object_id(claims.user_id), parse_object_id(claims.session_id)
-    if user_id is None or session_id is None:
-        raise unauthorized("Invalid or expired access token")
     # Checked on every request so that an ended session, a changed role, or a disabled or
     # deleted user (both end every session) take effect now rather than when the token expires:
     # at once in the process that made the change, in the others when its change event arrives.
-    session = await live_session(session_id, user_id, request.app.state.sessions)
+    session = await live_session(claims.session_id, claims.user_id, request.app.state.sessions)
     if session is None:
         raise unauthorized("Invalid or expired access token")
-    return Principal(id=str(user_id), roles=tuple(session.get("roles", ())), session_id=session_id)
+    return Principal(
+        id=session["user_id"],  # the user's id as text, as the session holds it
+        roles=tuple(session.get("roles", ())),
+        session_id=claims.session_id,
+    )
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(caller)]

@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import Iterable
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.access_log import AccessLog, Answered
@@ -26,6 +27,7 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
 ]
 API_SECURITY_HEADERS = [*SECURITY_HEADERS, (b"content-security-policy", API_CSP.encode())]
+OWN_HEADER_NAMES = frozenset({b"x-request-id", *(name for name, _ in API_SECURITY_HEADERS)})
 
 
 def request_id_of(scope: Scope) -> str:
@@ -90,19 +92,15 @@ def _with_headers(
     raw: Iterable[tuple[bytes, bytes]], request_id: str, scope: Scope
 ) -> list[tuple[bytes, bytes]]:
     """A response's headers with the request id, and the security headers it did not set."""
-    headers = [(name, value) for name, value in raw if name.lower() != b"x-request-id"]
-    present = {name.lower() for name, _ in headers}
+    present = {name.lower() for name, _ in raw}
     wanted = SECURITY_HEADERS if scope["path"].startswith(DOCS_PATHS) else API_SECURITY_HEADERS
+    own = (b"x-request-id", request_id.encode())
+    if present.isdisjoint(OWN_HEADER_NAMES):  # as a route answers: none of them set
+        return [*raw, *wanted, own]
+    headers = [(name, value) for name, value in raw if name.lower() != b"x-request-id"]
     headers += [(name, value) for name, value in wanted if name not in present]
-    headers.append((b"x-request-id", request_id.encode()))
+    headers.append(own)
     return headers
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return value.decode("latin-1")
-    return None
 
 
 def _is_json(content_type: str) -> bool:
@@ -125,29 +123,27 @@ class BodyPolicyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
             path: str = scope["path"]
-            has_body = _header(scope, b"content-length") not in (None, "0") or (
-                _header(scope, b"transfer-encoding") is not None
-            )
             exempt = scope["method"] == "POST" and FREE_FORM_ROUTES.match(path) is not None
-            declared = _header(scope, b"content-length")
-            response = None
-            if has_body and not exempt and not _is_json(_header(scope, b"content-type") or ""):
-                response = problem_response(415, "Send the request body as application/json")
-            elif (
-                not exempt
-                and declared
-                and declared.isdigit()
-                and int(declared) > self.max_body_bytes
-            ):
-                response = problem_response(
-                    413, f"The request body is larger than {self.max_body_bytes} bytes"
-                )
-            if response is not None:
-                await response(scope, receive, send)
-                return
             if not exempt:
+                response = self._refusal(scope)
+                if response is not None:
+                    await response(scope, receive, send)
+                    return
                 receive = self._counting(receive)
         await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        """415 or 413 for what the request's headers say of its body, or None."""
+        headers = dict(reversed(scope["headers"]))  # the first of each name, as a Request reads
+        declared: bytes | None = headers.get(b"content-length")
+        has_body = declared not in (None, b"0") or b"transfer-encoding" in headers
+        if has_body and not _is_json(headers.get(b"content-type", b"").decode("latin-1")):
+            return problem_response(415, "Send the request body as application/json")
+        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return problem_response(
+                413, f"The request body is larger than {self.max_body_bytes} bytes"
+            )
+        return None
 
     def _counting(self, receive: Receive) -> Receive:
         received = 0

@@ -12,6 +12,8 @@ from functools import lru_cache
 import jwt
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
+from bson import ObjectId
+from bson.errors import InvalidId
 
 # OWASP's minimum for Argon2id: 19 MiB, two passes, one lane.
 PASSWORD_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
@@ -37,8 +39,8 @@ def needs_rehash(password_hash: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
-    user_id: str
-    session_id: str
+    user_id: ObjectId
+    session_id: ObjectId
     token_id: str
     issued_at: datetime
     expires: float  # seconds since the epoch
@@ -84,9 +86,13 @@ def _verified_claims(token: str, key: str, issuer: str, audience: str) -> Access
         raise jwt.InvalidTokenError("malformed claims")
     if not isinstance(claims["exp"], int | float):
         raise jwt.InvalidTokenError("malformed expiry")
+    try:
+        user_id, session_id = ObjectId(claims["sub"]), ObjectId(claims["sid"])
+    except InvalidId as error:
+        raise jwt.InvalidTokenError("malformed ids") from error
     return AccessClaims(
-        user_id=claims["sub"],
-        session_id=claims["sid"],
+        user_id=user_id,
+        session_id=session_id,
         token_id=claims["jti"],
         issued_at=datetime.fromtimestamp(claims["iat"], UTC),
         expires=float(claims["exp"]),

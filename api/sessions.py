@@ -4,6 +4,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from beanie import PydanticObjectId
+from bson import ObjectId
 from pymongo import ReadPreference, ReturnDocument
 
 from api import audit, security
@@ -109,7 +110,7 @@ async def end_session(refresh_token: str) -> None:
 
 
 async def revoke_user_sessions(
-    user_id: PydanticObjectId, *, except_session: PydanticObjectId | None = None
+    user_id: PydanticObjectId, *, except_session: ObjectId | None = None
 ) -> None:
     query: dict = {"user_id": str(user_id)}
     if except_session is not None:
@@ -120,7 +121,7 @@ async def revoke_user_sessions(
 
 
 async def live_session(
-    session_id: PydanticObjectId, user_id: PydanticObjectId, cache: WatchedCache | None = None
+    session_id: ObjectId, user_id: ObjectId, cache: WatchedCache | None = None
 ) -> dict | None:
     """The session, if it is still live: not ended, revoked, or past its lifetime.
 

@@ -392,7 +392,7 @@ def session_id(app: FastAPI, account: Account | str) -> ObjectId:
     claims = security.decode_access_token(
         token, key=settings.signing_key(), issuer=settings.issuer, audience=settings.audience
     )
-    return ObjectId(claims.session_id)
+    return claims.session_id
 
 
 async def cached_session(client: AsyncClient, app: FastAPI, token: str, path: str) -> ObjectId:
