@@ -15,7 +15,7 @@ from api.access_log import AccessLog
 from api.database import connect, server_traits
 from api.metrics import watch_loop_lag
 from api.middleware import BodyPolicyMiddleware, RequestContextMiddleware
-from api.openapi_document import amend_openapi
+from api.openapi_document import amend_openapi, order_path_parameters
 from api.openapi_links import add_links
 from api.openapi_security import add_security
 from api.problems import install_problem_handlers
@@ -96,7 +96,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     include_routes(app)
     app.include_router(metrics.router)
-    amend_openapi(app, lambda document: add_security(document, app.routes), add_links)
+    amend_openapi(
+        app,
+        lambda document: add_security(document, app.routes),
+        add_links,
+        order_path_parameters,
+    )
     app.add_middleware(BodyPolicyMiddleware, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # outside the body policy, so its 413/415 reach browsers too
         app.add_middleware(

@@ -2,6 +2,7 @@
 misconfiguration and API9 inventory (API1 to API5 are in test_attacks_owasp.py)."""
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -143,6 +144,19 @@ async def test_api9_every_documented_operation_lists_its_error_responses(
             assert {"400", "401", "422", "429", "500"} <= codes, (method, path)
             problem = operation["responses"]["422"]["content"]
             assert "application/problem+json" in problem, (method, path)
+
+
+async def test_every_operation_documents_its_path_parameters_in_path_order(
+    client: AsyncClient,
+) -> None:
+    spec = (await client.get("/v1/openapi.json")).json()
+    checked = 0
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            named = [p["name"] for p in operation.get("parameters", []) if p["in"] == "path"]
+            assert named == re.findall(r"{(\w+)}", path), (method, path)
+            checked += len(named) > 1
+    assert checked >= 5  # the document routes: read, replace, patch, delete, ops
 
 
 async def test_api9_undocumented_paths_are_a_404(client: AsyncClient) -> None:
