@@ -134,7 +134,9 @@ class BodyPolicyMiddleware:
 
     def _refusal(self, scope: Scope) -> Response | None:
         """415 or 413 for what the request's headers say of its body, or None."""
-        headers = dict(reversed(scope["headers"]))  # the first of each name, as a Request reads
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope.get("headers", ()):
+            headers.setdefault(name, value)  # the first of each name, as a Request reads it
         declared: bytes | None = headers.get(b"content-length")
         has_body = declared not in (None, b"0") or b"transfer-encoding" in headers
         if has_body and not _is_json(headers.get(b"content-type", b"").decode("latin-1")):
