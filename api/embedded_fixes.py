@@ -1,8 +1,8 @@
-"""Three fixes to neosqlite, applied only inside the embedded stand-in's own process.
+"""Four fixes to neosqlite and nx-27017, applied only inside the embedded stand-in's own process.
 
-`python -m api.embedded_fixes <nx-27017 arguments>` applies them, then runs nx-27017. They let
-keyset pages (`{"_owner": x, "_id": {"$gt": oid}}` sorted on `_id`, limited) run as one indexed
-SQL query instead of a read and JSON decode of the whole collection per page:
+`python -m api.embedded_fixes <nx-27017 arguments>` applies them, then runs nx-27017. The first
+three let keyset pages (`{"_owner": x, "_id": {"$gt": oid}}` sorted on `_id`, limited) run as one
+indexed SQL query instead of a read and JSON decode of the whole collection per page:
 
 A. `Cursor._handle_python_fallback` sorts in SQL and says so by setting `_sql_handled_sort`, but it
    is a generator: the flag lands only once iteration starts, after `_execute_query` has decided
@@ -26,8 +26,12 @@ C. `IndexManager.create_index` builds a compound index on `json_extract(data, pa
    nx-27017's `buildInfo` reply then says `compoundIdIndexes: true`: Cabinet asks for the
    `_owner, _id` index only where the server says so (or on MongoDB), never on an unpatched one.
 
-All three reach into neosqlite's internals, so they apply only to the exact version they were
-written and tested against; with any other the stand-in runs unpatched (correct, only slower).
+D. (`api/embedded_await_data.py`) holds a change stream's empty getMore until an event or its
+   `maxTimeMS`, as MongoDB's awaitData does, where nx-27017 answers it at once.
+
+A-C reach into neosqlite's internals and D into nx-27017's, so each applies only to the exact
+version it was written and tested against (neosqlite 1.17.2, nx-27017 0.8.1); with any other the
+stand-in runs without it (correct, only slower), and logs that it does.
 """
 
 import inspect
@@ -36,6 +40,8 @@ import re
 import sys
 from importlib import metadata
 from typing import Any
+
+from api import embedded_await_data
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +62,14 @@ def installed_version() -> str | None:
 
 
 def apply() -> bool:
-    """Applies the fixes if neosqlite is the version they were written for; whether it did."""
+    """Applies each fix whose guard lets it (A-C on neosqlite's version, D on nx-27017's);
+    whether all of them were."""
+    held = embedded_await_data.apply()
+    keyset = _apply_keyset_fixes()
+    return keyset and held
+
+
+def _apply_keyset_fixes() -> bool:
     version = installed_version()
     if version != WRITTEN_FOR:
         logger.warning("neosqlite %s is not %s: keyset fixes not applied", version, WRITTEN_FOR)

@@ -24,7 +24,8 @@ from pymongo.errors import OperationFailure, PyMongoError
 logger = logging.getLogger(__name__)
 
 # MongoDB holds an empty getMore for up to MAX_AWAIT; a server that answers at once (the
-# embedded stand-in) would be polled in a tight loop, so after a quick empty answer, wait.
+# embedded stand-in without `api/embedded_await_data.py`) would be polled in a tight loop, so
+# after a quick empty answer, wait.
 MAX_AWAIT_MS = 1000
 IDLE_PAUSE = 0.1
 RETRY_PAUSE = 5.0

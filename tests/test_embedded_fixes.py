@@ -1,5 +1,5 @@
-"""`_id` ranges, keyset pages and `_owner, _id` indexes work as on MongoDB; the stand-in's fixes
-to neosqlite are guarded.
+"""`_id` ranges, keyset pages, `_owner, _id` indexes and change streams' awaitData work as on
+MongoDB; the stand-in's fixes to neosqlite and nx-27017 are guarded.
 
 The tests through `database_url` hold on MongoDB too (CABINET_TEST_MONGODB_URL); on the stand-in
 they run against the patched server. The others patch neosqlite in this process, then restore it.
@@ -303,6 +303,7 @@ def test_the_stand_in_runs_patched(database_url: str) -> None:
     log = Path(tempfile.gettempdir()) / f"nx-27017-{port}.log"
     assert "Listening on" in log.read_text()
     assert "fixes not applied" not in log.read_text()
+    assert "fix not applied" not in log.read_text()
     assert "not announced" not in log.read_text()
     client: MongoClient = MongoClient(database_url)
     try:
@@ -349,9 +350,10 @@ def patch_targets() -> list[tuple[Any, str]]:
 def classes(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
     from neosqlite.collection.cursor import Cursor
     from neosqlite.collection.query_helper._sql_query_builder import SqlQueryBuilderMixin
+    from nx_27017 import server
 
     # Setting each to itself makes monkeypatch put the original back after the test.
-    for owner, name in patch_targets():
+    for owner, name in [*patch_targets(), (server, "asyncio")]:
         monkeypatch.setattr(owner, name, getattr(owner, name))
     return Cursor, SqlQueryBuilderMixin
 
