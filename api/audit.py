@@ -4,6 +4,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from api.inserts import insert_document
 from documents.audit import AuditEntry
 from documents.users import utc_now
 
@@ -31,6 +32,6 @@ async def record(
         expires_at=now + RETENTION,
     )
     try:
-        await entry.insert()
+        await insert_document(entry)
     except Exception:
         logger.exception("audit entry not stored", extra={"action": action, "target": target})

@@ -8,6 +8,7 @@ from bson import ObjectId
 from pymongo import ReadPreference, ReturnDocument
 
 from api import audit, security
+from api.inserts import insert_document
 from api.problems import unauthorized
 from api.settings import Settings
 from api.watched_cache import Forgetting, WatchedCache
@@ -42,7 +43,7 @@ async def start_session(user: User, settings: Settings) -> TokenPair:
         roles=user.roles,
         expires_at=utc_now() + timedelta(seconds=settings.refresh_token_ttl),
     )
-    await session.insert()
+    await insert_document(session)
     # An admin's change made while this sign-in was checking the password reached only the
     # sessions that existed then; now that this one exists, read the user again.
     current = await User.get(user.id)

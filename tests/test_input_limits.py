@@ -204,3 +204,39 @@ async def test_overlong_password_is_a_422_without_hashing(client: AsyncClient) -
         "/v1/auth/login", json={"email": "a@example.com", "password": "p" * 10_000}
     )
     assert_problem(response, 422)
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "header"),
+    [
+        ("GET", "", "If-None-Match"),
+        ("PUT", "", "If-Match"),
+        ("PATCH", "", "If-Match"),
+        ("POST", "/ops", "If-Match"),
+        ("DELETE", "", "If-Match"),
+    ],
+)
+async def test_condition_header_past_1024_characters_is_a_422_and_changes_nothing(
+    client: AsyncClient, user: Account, method: str, suffix: str, header: str
+) -> None:
+    created = await client.post(DOCUMENTS, json={"title": "kept", "year": 1}, headers=user.headers)
+    assert created.status_code == 201, created.text
+    path = f"{DOCUMENTS}/{created.json()['_id']}"
+    bodies = {"PUT": {"title": "replaced"}, "PATCH": {"title": "patched"}}
+    body = {"inc": {"year": 1}} if suffix else bodies.get(method)
+    # At the limit: a list of tags none of which is the document's, so no match (and no 422).
+    tags = ", ".join(['"999999"'] * 103)[:1024]
+    at_limit = await client.request(
+        method, path + suffix, json=body, headers={**user.headers, header: tags}
+    )
+    assert at_limit.status_code == (200 if method == "GET" else 412), at_limit.text
+
+    too_long = await client.request(
+        method, path + suffix, json=body, headers={**user.headers, header: tags + ","}
+    )
+    problem = assert_problem(too_long, 422)
+    assert problem["errors"] == [
+        {"loc": ["header", header.lower()], "msg": "String should have at most 1024 characters"}
+    ]
+    stored = await client.get(path, headers=user.headers)
+    assert stored.json()["title"] == "kept" and stored.json()["year"] == 1

@@ -2,12 +2,12 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
 
 from api import document_writes
 from api.bulk import BulkRequest, BulkResponse, run_bulk
 from api.deps import ClientAddress, SettingsDep, charge, parse_object_id
-from api.etags import etag, etag_matches
+from api.etags import condition, documented, etag, etag_matches
 from api.guards import (
     BulkAccess,
     CreateAccess,
@@ -28,7 +28,7 @@ JsonObject = Annotated[dict[str, Any], Body()]
 # Documented as JsonObject, checked by the route: the operators' document is found (or not: 404)
 # before a body that is no object is refused (422), as on the routes whose guard reads first.
 OpsBody = Annotated[Any, Body(json_schema_extra={"type": "object", "additionalProperties": True})]
-IfMatch = Annotated[str | None, Header(max_length=1024)]
+IF_MATCH = documented("If-Match")
 
 
 def _describe(response: Response, stored: dict) -> None:
@@ -47,34 +47,37 @@ async def create_document(
     return access.view(stored)
 
 
-@router.get("/{doc_id}", responses={304: {"description": "Not modified since the ETag given"}})
-async def read_document(
-    target: ReadableDocument,
-    response: Response,
-    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
-) -> Any:
+@router.get(
+    "/{doc_id}",
+    responses={304: {"description": "Not modified since the ETag given"}},
+    openapi_extra=documented("If-None-Match"),
+)
+async def read_document(target: ReadableDocument, request: Request, response: Response) -> Any:
     """One document."""
+    if_none_match = condition(request, "if-none-match")
     if if_none_match is not None and etag_matches(if_none_match, target.stored["_version"]):
         return Response(status_code=304, headers={"ETag": etag(target.stored["_version"])})
     _describe(response, target.stored)
     return target.view(target.stored)
 
 
-@router.put("/{doc_id}")
+@router.put("/{doc_id}", openapi_extra=IF_MATCH)
 async def replace_document(
-    body: JsonObject, target: UpdatableDocument, response: Response, if_match: IfMatch = None
+    body: JsonObject, target: UpdatableDocument, request: Request, response: Response
 ) -> dict[str, Any]:
     """Replace a document's fields (412 if If-Match names an older version)."""
+    if_match = condition(request, "if-match")
     stored = await document_writes.rewrite(target, lambda _: body, if_match)
     _describe(response, stored)
     return target.view(stored)
 
 
-@router.patch("/{doc_id}")
+@router.patch("/{doc_id}", openapi_extra=IF_MATCH)
 async def patch_document(
-    body: JsonObject, target: UpdatableDocument, response: Response, if_match: IfMatch = None
+    body: JsonObject, target: UpdatableDocument, request: Request, response: Response
 ) -> dict[str, Any]:
     """Apply a JSON Merge Patch (RFC 7396); the merged result must fit the schema."""
+    if_match = condition(request, "if-match")
     stored = await document_writes.rewrite(
         target, lambda current: merge_patch(current, body), if_match
     )
@@ -82,28 +85,25 @@ async def patch_document(
     return target.view(stored)
 
 
-@router.post("/{doc_id}/ops")
+@router.post("/{doc_id}/ops", openapi_extra=IF_MATCH)
 async def apply_field_ops(
-    access: UpdateAccess,
-    doc_id: str,
-    body: OpsBody,
-    response: Response,
-    if_match: IfMatch = None,
+    access: UpdateAccess, doc_id: str, body: OpsBody, request: Request, response: Response
 ) -> dict[str, Any]:
     """Atomic field operators: `inc`, `push`, `pull`, `add_to_set`, checked against the schema."""
     # Not an UpdatableDocument: increments go out without reading the document first.
     object_id = parse_object_id(doc_id)
     if object_id is None:
         raise not_found("Document not found")
+    if_match = condition(request, "if-match")
     stored = await document_writes.apply_ops(access, object_id, body, if_match)
     _describe(response, stored)
     return access.view(stored)
 
 
-@router.delete("/{doc_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_document(target: DeletableDocument, if_match: IfMatch = None) -> None:
+@router.delete("/{doc_id}", status_code=status.HTTP_204_NO_CONTENT, openapi_extra=IF_MATCH)
+async def delete_document(target: DeletableDocument, request: Request) -> None:
     """Delete a document."""
-    await document_writes.remove(target, if_match)
+    await document_writes.remove(target, condition(request, "if-match"))
 
 
 @bulk_router.post("/bulk", response_model_exclude_none=True)
