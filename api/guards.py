@@ -59,23 +59,24 @@ async def access(request: Request, name: str, action: Action) -> Access:
     return Access(collection, principal, narrowing, settings_of(request).query_timeout_ms)
 
 
-# The guards below take the request and the path's names and call what they need: each
-# dependency in a route's graph costs FastAPI bookkeeping on every request, and these are on
-# the busiest routes.
+# The guards below take the request alone, read the path's names from it and call what they
+# need: each dependency in a route's graph, and each parameter one declares, costs FastAPI
+# bookkeeping on every request, and these are on the busiest routes. The OpenAPI document
+# declares the path's names all the same (api/openapi_document.py).
 def access_for(action: Action) -> Callable[..., Awaitable[Access]]:
     @identifying
-    async def dependency(name: str, request: Request) -> Access:
-        return await access(request, name, action)
+    async def dependency(request: Request) -> Access:
+        return await access(request, request.path_params["name"], action)
 
     return dependency
 
 
 def document_for(action: Action) -> Callable[..., Awaitable[Target]]:
     @identifying
-    async def dependency(name: str, doc_id: str, request: Request) -> Target:
-        granted = await access(request, name, action)
+    async def dependency(request: Request) -> Target:
+        granted = await access(request, request.path_params["name"], action)
         # A malformed id, a missing document and another user's document all look the same.
-        object_id = parse_object_id(doc_id)
+        object_id = parse_object_id(request.path_params["doc_id"])
         stored = None
         if object_id is not None:
             stored = await granted.collection.storage.find_one(
@@ -91,9 +92,9 @@ def document_for(action: Action) -> Callable[..., Awaitable[Target]]:
 
 
 @identifying
-async def bulk_access(name: str, request: Request) -> Access:
+async def bulk_access(request: Request) -> Access:
     """Bulk requests check each operation's rule themselves; this only names the collection."""
-    collection = await collection_by_name(name, request)
+    collection = await collection_by_name(request.path_params["name"], request)
     return Access(collection, await caller(request), {}, settings_of(request).query_timeout_ms)
 
 

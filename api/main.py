@@ -15,7 +15,7 @@ from api.access_log import AccessLog
 from api.database import connect, server_traits
 from api.metrics import watch_loop_lag
 from api.middleware import BodyPolicyMiddleware, RequestContextMiddleware
-from api.openapi_document import amend_openapi, order_path_parameters
+from api.openapi_document import amend_openapi, declare_path_parameters, order_path_parameters
 from api.openapi_links import add_links
 from api.openapi_security import add_security
 from api.problems import install_problem_handlers
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app,
         lambda document: add_security(document, app.routes),
         add_links,
+        declare_path_parameters,
         order_path_parameters,
     )
     app.add_middleware(BodyPolicyMiddleware, max_body_bytes=settings.max_body_bytes)

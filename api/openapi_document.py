@@ -27,6 +27,47 @@ def amend_openapi(app: FastAPI, *amendments: Amendment) -> None:
 _TEMPLATED = re.compile(r"{(\w+)}")
 
 
+def declare_path_parameters(document: dict[str, Any]) -> dict[str, Any]:
+    """Each operation's path parameters that no route or dependency declares, declared as
+    FastAPI declares a plain `str` one, ahead of the operation's other parameters.
+
+    The busiest guards read `{name}` and `{doc_id}` from the request rather than declaring
+    them: FastAPI extracts and validates each declared parameter on every request (~6 µs).
+    """
+    for path, operations in document.get("paths", {}).items():
+        names = _TEMPLATED.findall(path)
+        for method, operation in operations.items():
+            if not isinstance(operation, dict):
+                continue
+            parameters = operation.get("parameters", [])
+            declared = {p.get("name") for p in parameters if p.get("in") == "path"}
+            missing = [
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "title": name.replace("_", " ").title()},
+                }
+                for name in names
+                if name not in declared
+            ]
+            if missing:
+                operations[method] = _with_parameters(operation, missing + parameters)
+    return document
+
+
+def _with_parameters(operation: dict[str, Any], parameters: list) -> dict[str, Any]:
+    """`operation` with `parameters`, where FastAPI puts them: right after the operation id."""
+    amended: dict[str, Any] = {}
+    for key, value in operation.items():
+        if key != "parameters":
+            amended[key] = value
+        if key == "operationId":
+            amended["parameters"] = parameters
+    amended.setdefault("parameters", parameters)
+    return amended
+
+
 def order_path_parameters(document: dict[str, Any]) -> dict[str, Any]:
     """Each operation's path parameters in the order its path names them, in the places they
     held among the others.

@@ -240,3 +240,39 @@ async def test_condition_header_past_1024_characters_is_a_422_and_changes_nothin
     ]
     stored = await client.get(path, headers=user.headers)
     assert stored.json()["title"] == "kept" and stored.json()["year"] == 1
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"", 422, "Field required"),
+        (b'{"title": ', 400, None),
+        (b"[1, 2]", 422, "Input should be a valid dictionary"),
+        (b'"text"', 422, "Input should be a valid dictionary"),
+        (b"\xff\xfe{}", 400, None),
+    ],
+)
+async def test_a_document_body_that_is_no_json_object_is_refused_and_changes_nothing(
+    client: AsyncClient, user: Account, method: str, body: bytes, status: int, message: str | None
+) -> None:
+    created = await client.post(DOCUMENTS, json={"title": "kept"}, headers=user.headers)
+    assert created.status_code == 201, created.text
+    path = DOCUMENTS if method == "POST" else f"{DOCUMENTS}/{created.json()['_id']}"
+    response = await client.request(
+        method, path, content=body, headers={**user.headers, "Content-Type": "application/json"}
+    )
+    problem = assert_problem(response, status)
+    if message is not None:
+        assert problem["errors"] == [{"loc": ["body"], "msg": message}]
+    listed = await client.get(DOCUMENTS, headers=user.headers)
+    assert [item["title"] for item in listed.json()["items"]] == ["kept"]
+
+
+async def test_an_unauthenticated_write_is_a_401_whatever_its_body(
+    client: AsyncClient, user: Account
+) -> None:
+    response = await client.post(
+        DOCUMENTS, content=b'{"title": ', headers={"Content-Type": "application/json"}
+    )
+    assert_problem(response, 401)

@@ -1,8 +1,8 @@
 """Documents of a collection: create, read, replace, merge-patch and delete, under its rules."""
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Body, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from api import document_writes
 from api.bulk import BulkRequest, BulkResponse, run_bulk
@@ -16,6 +16,7 @@ from api.guards import (
     UpdatableDocument,
     UpdateAccess,
 )
+from api.json_bodies import OBJECT_BODY, json_body, json_object
 from api.merge_patch import merge_patch
 from api.problems import not_found
 from api.routes.common import METERED, V1
@@ -24,10 +25,6 @@ router = APIRouter(
     prefix=f"{V1}/collections/{{name}}/documents", tags=["documents"], responses=METERED
 )
 bulk_router = APIRouter(prefix=f"{V1}/collections/{{name}}", tags=["documents"], responses=METERED)
-JsonObject = Annotated[dict[str, Any], Body()]
-# Documented as JsonObject, checked by the route: the operators' document is found (or not: 404)
-# before a body that is no object is refused (422), as on the routes whose guard reads first.
-OpsBody = Annotated[Any, Body(json_schema_extra={"type": "object", "additionalProperties": True})]
 IF_MATCH = documented("If-Match")
 
 
@@ -35,12 +32,12 @@ def _describe(response: Response, stored: dict) -> None:
     response.headers["ETag"] = etag(stored["_version"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=OBJECT_BODY)
 async def create_document(
-    body: JsonObject, access: CreateAccess, response: Response
+    access: CreateAccess, request: Request, response: Response
 ) -> dict[str, Any]:
     """Store a new document; the caller becomes its owner."""
-    stored = await document_writes.insert(access, body)
+    stored = await document_writes.insert(access, await json_object(request))
     name = access.collection.definition.name
     response.headers["Location"] = f"/v1/collections/{name}/documents/{stored['_id']}"
     _describe(response, stored)
@@ -61,22 +58,24 @@ async def read_document(target: ReadableDocument, request: Request, response: Re
     return target.view(target.stored)
 
 
-@router.put("/{doc_id}", openapi_extra=IF_MATCH)
+@router.put("/{doc_id}", openapi_extra={**OBJECT_BODY, **IF_MATCH})
 async def replace_document(
-    body: JsonObject, target: UpdatableDocument, request: Request, response: Response
+    target: UpdatableDocument, request: Request, response: Response
 ) -> dict[str, Any]:
     """Replace a document's fields (412 if If-Match names an older version)."""
+    body = await json_object(request)
     if_match = condition(request, "if-match")
     stored = await document_writes.rewrite(target, lambda _: body, if_match)
     _describe(response, stored)
     return target.view(stored)
 
 
-@router.patch("/{doc_id}", openapi_extra=IF_MATCH)
+@router.patch("/{doc_id}", openapi_extra={**OBJECT_BODY, **IF_MATCH})
 async def patch_document(
-    body: JsonObject, target: UpdatableDocument, request: Request, response: Response
+    target: UpdatableDocument, request: Request, response: Response
 ) -> dict[str, Any]:
     """Apply a JSON Merge Patch (RFC 7396); the merged result must fit the schema."""
+    body = await json_object(request)
     if_match = condition(request, "if-match")
     stored = await document_writes.rewrite(
         target, lambda current: merge_patch(current, body), if_match
@@ -85,15 +84,18 @@ async def patch_document(
     return target.view(stored)
 
 
-@router.post("/{doc_id}/ops", openapi_extra=IF_MATCH)
+@router.post("/{doc_id}/ops", openapi_extra={**OBJECT_BODY, **IF_MATCH})
 async def apply_field_ops(
-    access: UpdateAccess, doc_id: str, body: OpsBody, request: Request, response: Response
+    access: UpdateAccess, request: Request, response: Response
 ) -> dict[str, Any]:
     """Atomic field operators: `inc`, `push`, `pull`, `add_to_set`, checked against the schema."""
     # Not an UpdatableDocument: increments go out without reading the document first.
-    object_id = parse_object_id(doc_id)
+    object_id = parse_object_id(request.path_params["doc_id"])
     if object_id is None:
         raise not_found("Document not found")
+    # Any JSON, checked by apply_ops: the operators' document is found (or not: 404) before a
+    # body that is no object is refused (422), as on the routes whose guard reads first.
+    body = await json_body(request)
     if_match = condition(request, "if-match")
     stored = await document_writes.apply_ops(access, object_id, body, if_match)
     _describe(response, stored)
