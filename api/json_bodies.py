@@ -38,7 +38,7 @@ async def json_body(request: Request) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as error:
         raise _invalid("json_invalid", "JSON decode error", error.pos) from error
-    except (RecursionError, UnicodeDecodeError) as error:  # nested too deep, or not text
+    except (RecursionError, ValueError) as error:  # too deep, not text, a number past 4300 digits
         raise HTTPException(400, "There was an error parsing the body") from error
 
 

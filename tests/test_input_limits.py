@@ -251,6 +251,7 @@ async def test_condition_header_past_1024_characters_is_a_422_and_changes_nothin
         (b"[1, 2]", 422, "Input should be a valid dictionary"),
         (b'"text"', 422, "Input should be a valid dictionary"),
         (b"\xff\xfe{}", 400, None),
+        (b'{"n": ' + b"9" * 5000 + b"}", 400, None),  # past Python's 4300 digits for an int
     ],
 )
 async def test_a_document_body_that_is_no_json_object_is_refused_and_changes_nothing(
