@@ -4,6 +4,11 @@ A FastAPI `Body` parameter parses the request's Content-Type again (with `email.
 validates the parsed value again, ~10 µs on every request; the body policy
 (api/middleware.py) has already refused any body that is not JSON. The routes that read their
 body here document it with `OBJECT_BODY`, as FastAPI documents a `dict[str, Any]` body.
+
+The answers are FastAPI's; only their order differs. FastAPI read the body before the route's
+dependencies; read here, it comes after the guard, so a write that is unauthenticated (401), to
+a collection or document out of reach (404), or refused by the rule (403) is answered so
+whatever its body holds.
 """
 
 import json
@@ -11,7 +16,7 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 OBJECT_BODY: dict[str, Any] = {
     "requestBody": {
@@ -31,7 +36,10 @@ def _invalid(kind: str, message: str, *where: int) -> RequestValidationError:
 
 async def json_body(request: Request) -> Any:
     """The request's JSON body: 400 if it is not JSON, 422 if there is none."""
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect as error:  # gone mid-body: an answer nobody reads, not a crash
+        raise HTTPException(400, "There was an error parsing the body") from error
     if not raw:
         raise _invalid("missing", "Field required")
     try:

@@ -24,6 +24,7 @@ from pymongo.monitoring import (
 )
 
 from api import embedded_await_data
+from tests.factories import eventually
 
 
 @pytest.fixture
@@ -250,6 +251,14 @@ def get_more(stand_in: tuple[Any, Any], stream: int, wait_ms: int) -> asyncio.Ta
     return asyncio.create_task(run(stand_in, body, "watcher"))
 
 
+def held_on_its_stream(stand_in: tuple[Any, Any]) -> bool:
+    """Whether the server holds a getMore that knows its stream (its first pull answered)."""
+    patched, handler = stand_in
+    waiting = patched._waiting.get(handler)
+    waiters = waiting._waiters if waiting is not None else ()
+    return any(waiter.scope != embedded_await_data._ANYWHERE for waiter in waiters)
+
+
 async def test_a_held_getmore_is_pulled_again_after_each_write_it_may_see(
     stand_in: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -258,8 +267,7 @@ async def test_a_held_getmore_is_pulled_again_after_each_write_it_may_see(
     stream = await open_stream(stand_in, "d", "c")
     await open_stream(stand_in, "e", "c")
     waiting = get_more(stand_in, stream, 60_000)
-    await asyncio.to_thread(handler.until, 1)
-    await asyncio.sleep(0.1)  # for the server to take the answer and wait
+    assert await eventually(lambda: held_on_its_stream(stand_in))
 
     # Reads, and writes to other collections or databases, cannot reach its stream.
     await run(stand_in, {"find": "c", "filter": {}, "$db": "d"})
@@ -282,13 +290,17 @@ async def test_a_held_getmore_is_pulled_again_after_each_write_it_may_see(
     assert [change["operationType"] for change in answer["cursor"]["nextBatch"]] == ["update"]
 
 
-async def test_a_held_getmore_ends_when_its_cursor_is_killed(stand_in: tuple[Any, Any]) -> None:
+async def test_a_held_getmore_ends_when_its_cursor_is_killed(
+    stand_in: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embedded_await_data, "SAFETY_REPULL", 600.0)  # only the kill wakes it
     stream = await open_stream(stand_in, "d", "c")
-    waiting = get_more(stand_in, stream, 60_000)
-    await asyncio.sleep(0.1)
+    waiting = get_more(stand_in, stream, 600_000)
+    assert await eventually(lambda: held_on_its_stream(stand_in))
     killed = await run(stand_in, {"killCursors": "c", "cursors": [stream], "$db": "d"}, "other")
     assert killed["cursorsKilled"] == [stream]
-    answer = await waiting
+    # Not the ten minutes it may be held: the kill ends it (the bound is only a generous guard).
+    answer = await asyncio.wait_for(waiting, timeout=30)
     assert answer["cursor"] == {"id": 0, "ns": "d.c", "nextBatch": []}  # nothing more to follow
 
 

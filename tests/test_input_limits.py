@@ -2,10 +2,13 @@
 document sizes, filter, regex, projection and page caps. None of them may end in a 500."""
 
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient, Response
+from starlette.types import Message
 
 from api.schemas import MAX_DOCUMENT_BYTES
 from tests.factories import Account, admin, create_collection, register
@@ -277,3 +280,44 @@ async def test_an_unauthenticated_write_is_a_401_whatever_its_body(
         DOCUMENTS, content=b'{"title": ', headers={"Content-Type": "application/json"}
     )
     assert_problem(response, 401)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+async def test_a_client_gone_mid_body_is_answered_400_not_a_crash(
+    app: FastAPI, client: AsyncClient, user: Account, method: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    created = await client.post(DOCUMENTS, json={"title": "kept"}, headers=user.headers)
+    path = DOCUMENTS if method == "POST" else f"{DOCUMENTS}/{created.json()['_id']}"
+    headers = [(name.lower().encode(), value.encode()) for name, value in user.headers.items()]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [*headers, (b"content-type", b"application/json"), (b"host", b"test")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    # Part of a body, then the client hangs up.
+    messages: list[Message] = [
+        {"type": "http.request", "body": b'{"title": ', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    stored = await client.get(f"{DOCUMENTS}/{created.json()['_id']}", headers=user.headers)
+    assert stored.json()["title"] == "kept"
