@@ -46,19 +46,12 @@ LISTED_ITEMS = 3000
 Call = Callable[[], Awaitable[int]]
 
 
-async def asgi(
-    app: ASGIApp,
-    method: str,
-    path: str,
-    headers: dict[str, str],
-    body: bytes = b"",
-    query: bytes = b"",
-) -> int:
-    """One request straight into the app; returns its status."""
+def http_scope(
+    method: str, path: str, headers: dict[str, str], query: bytes = b""
+) -> dict[str, Any]:
+    """The ASGI scope of a request from 127.0.0.1 to `path` with `headers`."""
     raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
-    if body:
-        raw.append((b"content-length", str(len(body)).encode()))
-    scope = {
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -73,6 +66,20 @@ async def asgi(
         "server": ("127.0.0.1", 80),
         "state": {},
     }
+
+
+async def asgi(
+    app: ASGIApp,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes = b"",
+    query: bytes = b"",
+) -> int:
+    """One request straight into the app; returns its status."""
+    if body:
+        headers = {**headers, "content-length": str(len(body))}
+    scope = http_scope(method, path, headers, query)
     messages = [{"type": "http.request", "body": body, "more_body": False}]
     statuses: list[int] = []
 

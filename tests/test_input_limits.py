@@ -11,6 +11,7 @@ from httpx import AsyncClient, Response
 from starlette.types import Message
 
 from api.schemas import MAX_DOCUMENT_BYTES
+from bench.hot_path import http_scope
 from tests.factories import Account, admin, create_collection, register
 
 BOOKS = {
@@ -288,21 +289,7 @@ async def test_a_client_gone_mid_body_is_answered_400_not_a_crash(
 ) -> None:
     created = await client.post(DOCUMENTS, json={"title": "kept"}, headers=user.headers)
     path = DOCUMENTS if method == "POST" else f"{DOCUMENTS}/{created.json()['_id']}"
-    headers = [(name.lower().encode(), value.encode()) for name, value in user.headers.items()]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [*headers, (b"content-type", b"application/json"), (b"host", b"test")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = http_scope(method, path, {**user.headers, "Content-Type": "application/json"})
     # Part of a body, then the client hangs up.
     messages: list[Message] = [
         {"type": "http.request", "body": b'{"title": ', "more_body": True},
