@@ -50,6 +50,7 @@ class Service:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # a process group of its own, as a terminal's job
             )
 
     def log(self) -> str:
@@ -189,3 +190,22 @@ def test_service_keeps_its_data_across_a_kill_and_restart(
     assert [(line["message"], line["path"], line["status"]) for line in logged] == [
         ("request", "/v1/health", 200)
     ]
+
+
+def test_ctrl_c_stops_the_service_and_then_its_database(
+    tmp_path: Path, services: list[Service]
+) -> None:
+    service = Service(tmp_path / "data", tmp_path / "service.log")
+    services.append(service)
+    service.wait_until_ready()
+    httpx.get(f"{service.base_url}/v1/health", timeout=10).raise_for_status()
+    database = service.database_pid()
+    group = os.getpgid(service.process.pid)
+    # The database is outside the group a terminal's Ctrl-C reaches: the service, still able to
+    # talk to it, closes its client first, then stops it.
+    assert os.getpgid(database) != group
+
+    os.killpg(group, signal.SIGINT)  # what Ctrl-C in the terminal running it does
+    assert service.process.wait(timeout=60) == 0, service.log()
+    assert wait_for_exit(database, DATABASE_EXIT_TIMEOUT), "the embedded database outlived the API"
+    assert "Application shutdown complete" in service.log()
