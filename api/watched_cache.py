@@ -138,6 +138,11 @@ class WatchedCache:
                 async with stream:
                     await self._follow(stream)
             except Exception:  # whatever broke it, the cache is off until a stream reopens
+                if _being_cancelled():
+                    # Closing the stream failed as the task was cancelled (a server gone: the
+                    # close's killCursors finds none), and that error replaced the cancellation.
+                    # Swallowed, it would keep this loop, and the shutdown awaiting it, going.
+                    raise asyncio.CancelledError from None
                 logger.exception("Change stream on %s failed", self.collection)
                 await asyncio.sleep(RETRY_PAUSE)
 
@@ -164,6 +169,11 @@ class WatchedCache:
         self._open_streams -= 1
         if self._open_streams == 0:
             self.clear()
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def forget(collection: str, predicate: Callable[[Any], bool] | None = None) -> None:

@@ -15,7 +15,7 @@ from bson import ObjectId
 from fastapi import FastAPI
 from httpx import AsyncClient
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import AutoReconnect, OperationFailure
+from pymongo.errors import AutoReconnect, OperationFailure, ServerSelectionTimeoutError
 
 from api import security, watched_cache
 from api.catalog import load_collection
@@ -243,15 +243,20 @@ class FakeStream:
     """Plays `script`: a change, None (an empty batch), an error to raise, or HANG (a getMore
     that never answers)."""
 
-    def __init__(self, script: list[dict | Exception | str | None]) -> None:
+    def __init__(
+        self, script: list[dict | Exception | str | None], closing: Exception | None = None
+    ) -> None:
         self.script = script
         self.alive = True
+        self.closing = closing  # what closing it raises, as a close against a server gone does
 
     async def __aenter__(self) -> "FakeStream":
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.alive = False
+        if self.closing is not None:
+            raise self.closing
 
     async def try_next(self) -> dict | None:
         if not self.script:
@@ -381,6 +386,21 @@ async def test_stream_failing_with_a_server_error_empties_the_cache(
         stream.script.append(OperationFailure("history lost", code=286))
         assert await eventually(lambda: not cache.live)
         assert cache.get("a") is None
+
+
+async def test_cancelled_while_its_stream_cannot_be_closed_the_watcher_still_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = fast_watched(monkeypatch, RETRY_PAUSE=0.0)
+    gone = ServerSelectionTimeoutError("127.0.0.1:27017: connection refused")
+    collection = FakeCollection([FakeStream([HANG], closing=gone)])
+    task = asyncio.create_task(cache.watch(cast(AsyncCollection, collection)))
+    assert await eventually(lambda: cache.live)
+    task.cancel()  # as the app's shutdown does, waiting for it to end
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=30)  # not reopening streams for ever
+    assert collection.calls == 1
+    assert cache.live is False
 
 
 # --- The app's caches, kept by the embedded database's change streams ----------------------
