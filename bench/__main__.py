@@ -1,10 +1,11 @@
 """`python -m bench`: Cabinet against a bare baseline, side by side in one run.
 
-    python -m bench [--scale small|full] [--duration SECONDS] [--only GROUP ...]
+    python -m bench [--scale small|full] [--duration SECONDS] [--rounds N] [--only GROUP ...]
 
 Starts the database (the embedded stand-in, or CABINET_MONGODB_URL), the API with one worker and
-the baseline app, seeds data through the API, drives each scenario with wrk, prints the table
-and writes it to bench/results/latest.md.
+the baseline app, seeds data through the API, drives each scenario with wrk (Cabinet and its
+reference in turn, round after round), prints the table and writes it to
+bench/results/latest.md.
 """
 
 import argparse
@@ -14,6 +15,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +29,7 @@ from bench.dataset import READER_EMAIL, READER_PASSWORD, Dataset, prepare
 from bench.import_load import import_raw, import_through_api, ndjson_rows
 from bench.loadgen import Load, LoadGeneratorMissing, find_wrk
 from bench.login_load import StallProbe, argon2_ceiling, loop_lag_between, loop_lag_buckets
-from bench.measure import Measurement, measure
+from bench.measure import Measurement, Rounds, measure, side_by_side
 from bench.report import Figures, Row, cpu_row, markdown, plain_text
 from bench.scenarios import JSON, request_scenarios
 from bench.servers import Database, Server, start_api, start_baseline
@@ -59,23 +61,44 @@ def _say(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+@dataclass(frozen=True)
+class Pacing:
+    seconds: int  # per measured run
+    rounds: int  # runs of each side, in turn
+
+
+def _round_ratios(ours: Rounds, theirs: Rounds, figure: Callable[[Measurement], float]) -> str:
+    pairs = zip(ours.runs, theirs.runs, strict=True)
+    return ", ".join(f"{figure(one) / figure(other):.2f}" for one, other in pairs)
+
+
 def _request_rows(
-    wrk: str, api: Server, baseline: Server, data: Dataset, seconds: int
+    wrk: str, api: Server, baseline: Server, data: Dataset, pacing: Pacing, notes: list[str]
 ) -> list[Row]:
-    rows = []
+    rows, spreads = [], []
     for scenario in request_scenarios(data):
-        _say(f"{scenario.name}: Cabinet, then the baseline")
-        cabinet = measure(wrk, api, scenario.cabinet, seconds)
-        reference = measure(wrk, baseline, scenario.baseline, seconds)
+        _say(f"{scenario.name}: Cabinet and the baseline in turn, {pacing.rounds} rounds")
+        cabinet, reference = side_by_side(
+            wrk,
+            (api, scenario.cabinet),
+            (baseline, scenario.baseline),
+            pacing.seconds,
+            pacing.rounds,
+        )
         limit = CPU_LIMIT if scenario.name in CPU_TARGETS else None
-        rows.append(cpu_row(scenario.name, cabinet, reference, limit))
+        rows.append(cpu_row(scenario.name, cabinet.whole(), reference.whole(), limit))
+        cpu = _round_ratios(cabinet, reference, lambda run: run.cpu_per_1k)
+        spreads.append(f"{scenario.name} {cpu}")
+    notes.append(f"CPU ratio of each round, in order: {'; '.join(spreads)}.")
     return rows
 
 
 def _login_rows(
-    wrk: str, api: Server, database: Database, seconds: int, notes: list[str]
+    wrk: str, api: Server, database: Database, pacing: Pacing, notes: list[str]
 ) -> list[Row]:
     _say("login: the Argon2 ceiling, then sign-ins under load with the stall probe")
+    # One run as long as a request scenario's rounds together: its reference is not a server.
+    seconds = pacing.seconds * pacing.rounds
     ceiling = argon2_ceiling(min(seconds, 5))
     credentials = json.dumps({"email": READER_EMAIL, "password": READER_PASSWORD})
     lag_before = loop_lag_buckets(api.base_url)
@@ -181,13 +204,31 @@ def _import_row(
 
 
 def _cursor_row(
-    wrk: str, http: httpx.Client, api: Server, data: Dataset, limit: int, seconds: int
-) -> tuple[Row, float]:
-    _say(f"cursor walk: following cursors to page {DEPTH:,}, then page 1 against it")
+    wrk: str,
+    http: httpx.Client,
+    api: Server,
+    data: Dataset,
+    limit: int,
+    pacing: Pacing,
+    notes: list[str],
+) -> Row:
+    _say(f"cursor walk: following cursors to page {DEPTH:,}, then it and page 1 in turn")
     pages = walk(http, data.reader_headers, limit)
-    first = measure(wrk, api, Load("GET", [pages.first_page], data.reader_headers), seconds)
-    deep = measure(wrk, api, Load("GET", [pages.deep_page], data.reader_headers), seconds)
+    deep_runs, first_runs = side_by_side(
+        wrk,
+        (api, Load("GET", [pages.deep_page], data.reader_headers)),
+        (api, Load("GET", [pages.first_page], data.reader_headers)),
+        pacing.seconds,
+        pacing.rounds,
+    )
+    deep, first = deep_runs.whole(), first_runs.whole()
     ratio = first.load.per_second / deep.load.per_second
+    each = _round_ratios(first_runs, deep_runs, lambda run: run.load.per_second)
+    notes.append(
+        f"Reaching page {DEPTH:,} by following cursors took {pages.seconds:.1f} s "
+        f"({pages.seconds / DEPTH * 1000:.1f} ms a page); its time per request against page "
+        f"1's, round by round: {each}."
+    )
     row = Row(
         f"page {DEPTH:,} of {limit} (cursor)",
         Figures.of(deep),
@@ -198,7 +239,7 @@ def _cursor_row(
         f"<= {DEPTH_LIMIT}x",
         ratio <= DEPTH_LIMIT,
     )
-    return row, pages.seconds
+    return row
 
 
 def _document(rows: list[Row], command: str, database: Database, notes: list[str]) -> str:
@@ -219,7 +260,7 @@ def _document(rows: list[Row], command: str, database: Database, notes: list[str
     )
 
 
-def run(scale: Scale, seconds: int, command: str, groups: set[str]) -> int:
+def run(scale: Scale, pacing: Pacing, command: str, groups: set[str]) -> int:
     try:
         wrk = find_wrk()
     except LoadGeneratorMissing as error:
@@ -230,8 +271,10 @@ def run(scale: Scale, seconds: int, command: str, groups: set[str]) -> int:
     database = Database.start()
     servers: list[Server] = []
     notes = [
-        f"wrk, {seconds} s per run after a 1 s warm-up, 8 connections on 2 threads; "
-        "CPU is the server process's user + system time over the run, per 1,000 requests "
+        f"wrk, 8 connections on 2 threads, {pacing.seconds} s per run after a 1 s warm-up; "
+        f"a request scenario's two sides and the two cursor pages run in turn, {pacing.rounds} "
+        "runs each, and their figures are the runs summed (latencies: the median run's); "
+        "CPU is the server process's user + system time over its runs, per 1,000 requests "
         "(per 1,000 rows for the import).",
     ]
     try:
@@ -251,17 +294,11 @@ def run(scale: Scale, seconds: int, command: str, groups: set[str]) -> int:
                 servers.append(baseline)
                 rows = []
                 if "requests" in groups:
-                    rows += _request_rows(wrk, api, baseline, data, seconds)
+                    rows += _request_rows(wrk, api, baseline, data, pacing, notes)
                 if "login" in groups:
-                    rows += _login_rows(wrk, api, database, seconds, notes)
+                    rows += _login_rows(wrk, api, database, pacing, notes)
                 if "cursor" in groups:
-                    limit = scale.page_limit
-                    cursor, walk_seconds = _cursor_row(wrk, http, api, data, limit, seconds)
-                    rows.append(cursor)
-                    notes.append(
-                        f"Reaching page {DEPTH:,} by following cursors took {walk_seconds:.1f} s "
-                        f"({walk_seconds / DEPTH * 1000:.1f} ms a page)."
-                    )
+                    rows.append(_cursor_row(wrk, http, api, data, scale.page_limit, pacing, notes))
                 if "import" in groups:
                     rows.append(
                         _import_row(http, api, database, name, data, scale.import_rows, work)
@@ -285,13 +322,17 @@ def run(scale: Scale, seconds: int, command: str, groups: set[str]) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
-    parser.add_argument("--duration", type=int, default=8, help="seconds per measured run")
+    parser.add_argument("--duration", type=int, default=3, help="seconds per measured run")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs of each side of a comparison, in turn"
+    )
     parser.add_argument(
         "--only", nargs="+", choices=GROUPS, default=GROUPS, help="scenario groups to run"
     )
     args = parser.parse_args()
     command = " ".join(["python -m bench", *sys.argv[1:]])
-    return run(SCALES[args.scale], max(1, args.duration), command, set(args.only))
+    pacing = Pacing(max(1, args.duration), max(1, args.rounds))
+    return run(SCALES[args.scale], pacing, command, set(args.only))
 
 
 if __name__ == "__main__":

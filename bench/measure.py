@@ -1,5 +1,6 @@
-"""One measured run: warm the server up, then load it while reading its CPU time around the run."""
+"""Measured runs: warm a server up, then load it while reading its CPU time around the run."""
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,3 +36,39 @@ def measure(
     cpu, other_after = server.cpu_seconds() - before, other()
     spent = None if other_before is None or other_after is None else other_after - other_before
     return Measurement(result, cpu, spent)
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """Runs of one server under one load, taken in turn with another's."""
+
+    runs: list[Measurement]
+
+    def whole(self) -> Measurement:
+        """The runs as one: requests, seconds and CPU summed, the typical run's latencies."""
+        loads = [run.load for run in self.runs]
+        load = LoadResult(
+            requests=sum(load.requests for load in loads),
+            seconds=sum(load.seconds for load in loads),
+            p50_ms=statistics.median(load.p50_ms for load in loads),
+            p99_ms=statistics.median(load.p99_ms for load in loads),
+            mean_ms=statistics.fmean(load.mean_ms for load in loads),
+        )
+        return Measurement(load, sum(run.cpu_seconds for run in self.runs))
+
+
+def side_by_side(
+    wrk: str,
+    first: tuple[Server, Load],
+    second: tuple[Server, Load],
+    seconds: int,
+    rounds: int,
+) -> tuple[Rounds, Rounds]:
+    """Each server measured `rounds` times, the two in turn: a shared machine's load that
+    changes over the minutes of a run then falls on both alike, rather than on whichever
+    happened to run while it lasted."""
+    runs: tuple[list[Measurement], list[Measurement]] = ([], [])
+    for _ in range(rounds):
+        runs[0].append(measure(wrk, *first, seconds))
+        runs[1].append(measure(wrk, *second, seconds))
+    return Rounds(runs[0]), Rounds(runs[1])
