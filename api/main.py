@@ -1,7 +1,6 @@
 """The FastAPI app: routes, error handling, middleware, and the lifespan that owns the client."""
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from api import passwords
 from api.access_log import AccessLog
+from api.collector import tuned_for_serving
 from api.database import connect, server_traits
 from api.metrics import watch_loop_lag
 from api.middleware import BodyPolicyMiddleware, RequestContextMiddleware
@@ -68,12 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(watch_loop_lag()),
             asyncio.create_task(access_log.keep_flushing(), name="access-log"),
         ]
-        # What start-up built lives as long as the process: frozen, it is left out of the
-        # collector's full passes, which otherwise stop the event loop for tens of milliseconds.
-        gc.collect()
-        gc.freeze()
         try:
-            yield
+            with tuned_for_serving():
+                yield
         finally:
             for watcher in watchers:
                 watcher.cancel()
