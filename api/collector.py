@@ -9,7 +9,7 @@ from contextlib import contextmanager
 # than freed. A few requests in flight hold about that many, so under load a pass ran every
 # request or two and found next to nothing (a request's objects are freed by their reference
 # counts as it ends), while promoting whatever was in flight to the older generations, whose
-# passes cost more: ~0.5 s of collecting in ~30,000 reads by id over 8 connections, ~15 µs a
+# passes cost more: ~0.43 s of collecting in ~25,000 reads by id over 8 connections, ~17 µs a
 # request. At 10,000 the passes are left to real garbage; one over 10,000 objects takes ~0.2 ms.
 YOUNG_GENERATION_THRESHOLD = 10_000
 
