@@ -50,7 +50,7 @@ class AccessLog:
         pending, self.pending = self.pending, []
         logged = self.logger.isEnabledFor(logging.INFO)
         lines: list[Event] = []
-        failed: list[Exception] = []
+        lost, first_error = 0, None
         for answered in pending:
             # One request that cannot be counted or logged costs the others nothing.
             try:
@@ -58,16 +58,18 @@ class AccessLog:
                 if logged:
                     lines.append((answered.ended, _fields(answered)))
             except Exception as error:
-                failed.append(error)
+                lost, first_error = lost + 1, first_error or error
         if lines:
-            self.logger.info("request", extra={EVENTS: lines})
-        if failed:
-            first = failed[0]
+            try:  # a handler reports its own failures; a filter's would end the flushing
+                self.logger.info("request", extra={EVENTS: lines})
+            except Exception as error:
+                lost, first_error = lost + len(lines), first_error or error
+        if first_error is not None:
             self.logger.error(
                 "%d of %d requests not counted or logged",
-                len(failed),
+                lost,
                 len(pending),
-                exc_info=(type(first), first, first.__traceback__),
+                exc_info=(type(first_error), first_error, first_error.__traceback__),
             )
 
     async def keep_flushing(self) -> None:

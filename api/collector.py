@@ -14,17 +14,28 @@ from contextlib import contextmanager
 YOUNG_GENERATION_THRESHOLD = 10_000
 
 
+# The thresholds are the process's, and apps may serve in one process at once (tests do): the
+# first to start raises them and the last to stop puts back what was there before the first.
+_serving = 0
+_threshold_before = gc.get_threshold()
+
+
 @contextmanager
 def tuned_for_serving() -> Iterator[None]:
     """While the app serves: start-up's objects out of the collector's sight, and passes only
-    for real garbage. The previous thresholds come back after."""
+    for real garbage. The previous thresholds come back when no app serves any more."""
+    global _serving, _threshold_before
     # What start-up built lives as long as the process: frozen, it is left out of the
     # collector's full passes, which otherwise stop the event loop for tens of milliseconds.
     gc.collect()
     gc.freeze()
-    previous = gc.get_threshold()
-    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *previous[1:])
+    if _serving == 0:
+        _threshold_before = gc.get_threshold()
+        gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *_threshold_before[1:])
+    _serving += 1
     try:
         yield
     finally:
-        gc.set_threshold(*previous)
+        _serving -= 1
+        if _serving == 0:
+            gc.set_threshold(*_threshold_before)

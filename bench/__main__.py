@@ -273,9 +273,10 @@ def run(scale: Scale, pacing: Pacing, command: str, groups: set[str]) -> int:
     notes = [
         f"wrk, 8 connections on 2 threads, {pacing.seconds} s per run after a 1 s warm-up; "
         f"a request scenario's two sides and the two cursor pages run in turn, {pacing.rounds} "
-        "runs each, and their figures are the runs summed (latencies: the median run's); "
-        "CPU is the server process's user + system time over its runs, per 1,000 requests "
-        "(per 1,000 rows for the import).",
+        "runs each, and their figures are the runs summed (latencies: the run with the median "
+        f"p50's); the login load runs once, for {pacing.seconds * pacing.rounds} s. CPU is the "
+        "server process's user + system time over its runs, per 1,000 requests (per 1,000 rows "
+        "for the import).",
     ]
     try:
         with tempfile.TemporaryDirectory(prefix="cabinet-bench-") as directory:

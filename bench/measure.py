@@ -1,6 +1,5 @@
 """Measured runs: warm a server up, then load it while reading its CPU time around the run."""
 
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,14 +44,17 @@ class Rounds:
     runs: list[Measurement]
 
     def whole(self) -> Measurement:
-        """The runs as one: requests, seconds and CPU summed, the typical run's latencies."""
+        """The runs as one: requests, seconds and CPU summed; latencies those of the run whose
+        median latency is the median of the runs' (one run's, never a blend)."""
         loads = [run.load for run in self.runs]
+        typical = sorted(loads, key=lambda load: load.p50_ms)[(len(loads) - 1) // 2]
+        requests = sum(load.requests for load in loads)
         load = LoadResult(
-            requests=sum(load.requests for load in loads),
+            requests=requests,
             seconds=sum(load.seconds for load in loads),
-            p50_ms=statistics.median(load.p50_ms for load in loads),
-            p99_ms=statistics.median(load.p99_ms for load in loads),
-            mean_ms=statistics.fmean(load.mean_ms for load in loads),
+            p50_ms=typical.p50_ms,
+            p99_ms=typical.p99_ms,
+            mean_ms=sum(load.mean_ms * load.requests for load in loads) / requests,
         )
         return Measurement(load, sum(run.cpu_seconds for run in self.runs))
 

@@ -184,3 +184,35 @@ async def test_the_flusher_outlives_a_failing_batch(
     finally:
         flushing.cancel()
         await asyncio.gather(flushing, return_exceptions=True)
+
+
+async def test_a_batch_that_cannot_be_logged_is_reported_and_the_flushing_goes_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    refusals = iter([OSError("the filter broke")])
+
+    class Refusing(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.getMessage() == "request" and (error := next(refusals, None)):
+                raise error
+            return True
+
+    logger = logging.getLogger("cabinet.tests.refusing")
+    monkeypatch.setattr(logger, "filters", [Refusing()])
+    access_log = AccessLog(logger)
+    flushing = asyncio.create_task(access_log.keep_flushing())
+    try:
+        access_log.add(_answered("access-log-refused-1"))
+        access_log.add(_answered("access-log-refused-2"))
+        assert await eventually(lambda: access_log.pending == [])
+        access_log.add(_answered("access-log-after-refusal"))
+        assert await eventually(lambda: len(_lines(caplog, "access-log-after-refusal")) == 1)
+        assert not flushing.done()
+    finally:
+        flushing.cancel()
+        await asyncio.gather(flushing, return_exceptions=True)
+    assert not _lines(caplog, "access-log-refused-1")
+    [error] = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert error.getMessage() == "2 of 2 requests not counted or logged"
+    assert error.exc_info is not None and isinstance(error.exc_info[1], OSError)

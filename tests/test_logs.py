@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api.logs import EVENTS, JsonFormatter
+from api.logs import ATOMIC_WRITE_BYTES, EVENTS, JsonFormatter, WholeLinesHandler
 
 
 @pytest.fixture
@@ -69,6 +69,8 @@ def test_a_record_of_several_events_is_written_as_a_line_each_with_its_own_time(
 @pytest.mark.parametrize(
     "created",
     [
+        -1.5,  # before 1970, the second is the one below
+        -0.0004,
         0.0,
         1_700_000_000.0,
         1_700_000_000.001,  # held in binary as a hair under 1 ms
@@ -95,3 +97,65 @@ def test_an_error_carries_its_traceback(written: tuple[logging.Logger, io.String
     [line] = _written_lines(stream)
     assert line["level"] == "error" and line["request_id"] == "r-2"
     assert "ValueError: the reason" in line["error"]
+
+
+def test_a_record_is_one_of_several_events_only_if_it_carries_a_list_of_them(
+    written: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = written
+    logger.info("plain", extra={EVENTS: "not a list"})
+    logger.info("empty", extra={EVENTS: []})
+    plain, empty = _written_lines(stream)
+    assert (plain["message"], plain[EVENTS]) == ("plain", "not a list")
+    assert (empty["message"], empty[EVENTS]) == ("empty", [])
+
+
+def test_each_event_of_a_failed_batch_carries_the_error(
+    written: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = written
+    try:
+        raise OSError("disk full")
+    except OSError:
+        logger.exception("request", extra={EVENTS: [(1.0, {"n": 1}), (2.0, {"n": 2})]})
+    lines = _written_lines(stream)
+    assert [line["n"] for line in lines] == [1, 2]
+    assert all("OSError: disk full" in line["error"] for line in lines)
+
+
+class _Writes(io.StringIO):
+    """A stream that keeps what each write call was handed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.calls.append(text)
+        return super().write(text)
+
+
+def test_a_batch_goes_out_in_writes_of_whole_lines_each_small_enough_to_stay_whole() -> None:
+    stream = _Writes()
+    handler = WholeLinesHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    long_path = "/v1/" + "x" * (ATOMIC_WRITE_BYTES + 100)
+    events = [(1.0 + n, {"n": n, "path": "/v1/health"}) for n in range(300)]
+    events[150] = (151.0, {"n": 150, "path": long_path})
+    handler.handle(logging.makeLogRecord({"msg": "request", EVENTS: events}))
+    assert len(stream.calls) > 1
+    for call in stream.calls:
+        assert call.endswith("\n")
+        assert len(call.encode()) <= ATOMIC_WRITE_BYTES or call.count("\n") == 1
+    lines = [json.loads(line) for line in "".join(stream.calls).splitlines()]
+    assert [line["n"] for line in lines] == list(range(300))
+    assert lines[150]["path"] == long_path
+
+
+def test_a_record_of_one_short_line_is_one_write() -> None:
+    stream = _Writes()
+    handler = WholeLinesHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.handle(logging.makeLogRecord({"msg": "ready, é"}))
+    [call] = stream.calls
+    assert json.loads(call)["message"] == "ready, é"
