@@ -162,6 +162,24 @@ def test_a_request_that_cannot_be_counted_costs_the_others_nothing(
     assert error.exc_info is not None and isinstance(error.exc_info[1], OSError)
 
 
+async def _flushes_on_after(
+    access_log: AccessLog, caplog: pytest.LogCaptureFixture, failing: list[str], after: str
+) -> None:
+    """With the flusher running: the `failing` requests' batch goes, and the next request's
+    line is written by the same flusher, still running."""
+    flushing = asyncio.create_task(access_log.keep_flushing())
+    try:
+        for request_id in failing:
+            access_log.add(_answered(request_id))
+        assert await eventually(lambda: access_log.pending == [])
+        access_log.add(_answered(after))
+        assert await eventually(lambda: len(_lines(caplog, after)) == 1)
+        assert not flushing.done()
+    finally:
+        flushing.cancel()
+        await asyncio.gather(flushing, return_exceptions=True)
+
+
 async def test_the_flusher_outlives_a_failing_batch(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -174,16 +192,7 @@ async def test_the_flusher_outlives_a_failing_batch(
 
     monkeypatch.setattr(access_log_module, "observe", observe)
     access_log = AccessLog(logging.getLogger("cabinet"))
-    flushing = asyncio.create_task(access_log.keep_flushing())
-    try:
-        access_log.add(_answered("access-log-lost"))
-        assert await eventually(lambda: access_log.pending == [])
-        access_log.add(_answered("access-log-next"))
-        assert await eventually(lambda: len(_lines(caplog, "access-log-next")) == 1)
-        assert not flushing.done()
-    finally:
-        flushing.cancel()
-        await asyncio.gather(flushing, return_exceptions=True)
+    await _flushes_on_after(access_log, caplog, ["access-log-lost"], "access-log-next")
 
 
 async def test_a_batch_that_cannot_be_logged_is_reported_and_the_flushing_goes_on(
@@ -201,17 +210,8 @@ async def test_a_batch_that_cannot_be_logged_is_reported_and_the_flushing_goes_o
     logger = logging.getLogger("cabinet.tests.refusing")
     monkeypatch.setattr(logger, "filters", [Refusing()])
     access_log = AccessLog(logger)
-    flushing = asyncio.create_task(access_log.keep_flushing())
-    try:
-        access_log.add(_answered("access-log-refused-1"))
-        access_log.add(_answered("access-log-refused-2"))
-        assert await eventually(lambda: access_log.pending == [])
-        access_log.add(_answered("access-log-after-refusal"))
-        assert await eventually(lambda: len(_lines(caplog, "access-log-after-refusal")) == 1)
-        assert not flushing.done()
-    finally:
-        flushing.cancel()
-        await asyncio.gather(flushing, return_exceptions=True)
+    refused = ["access-log-refused-1", "access-log-refused-2"]
+    await _flushes_on_after(access_log, caplog, refused, "access-log-after-refusal")
     assert not _lines(caplog, "access-log-refused-1")
     [error] = [record for record in caplog.records if record.levelno == logging.ERROR]
     assert error.getMessage() == "2 of 2 requests not counted or logged"
