@@ -1,7 +1,7 @@
 """Measured runs: warm a server up, then load it while reading its CPU time around the run."""
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from bench.loadgen import Load, LoadResult, run_wrk
 from bench.servers import Server
@@ -13,8 +13,9 @@ WARM_UP_SECONDS = 1
 class Measurement:
     load: LoadResult
     cpu_seconds: float
-    # Another process's CPU time over the same run (the database's), when asked for and known.
-    other_cpu_seconds: float | None = None
+    # Other CPU times over the same run, by name (the database's, one thread's of the server),
+    # those asked for and known.
+    also: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def cpu_per_1k(self) -> float:
@@ -27,13 +28,20 @@ def measure(
     server: Server,
     load: Load,
     seconds: int,
-    other: Callable[[], float | None] = lambda: None,
+    also: Mapping[str, Callable[[], float | None]] | None = None,
 ) -> Measurement:
+    """`also`: CPU clocks read around the run besides the server's; one that reads None (out
+    of sight) is left out of the answer."""
+    clocks = also or {}
     run_wrk(wrk, server.base_url, load, WARM_UP_SECONDS)
-    before, other_before = server.cpu_seconds(), other()
+    before, also_before = server.cpu_seconds(), {name: read() for name, read in clocks.items()}
     result = run_wrk(wrk, server.base_url, load, seconds)
-    cpu, other_after = server.cpu_seconds() - before, other()
-    spent = None if other_before is None or other_after is None else other_after - other_before
+    cpu = server.cpu_seconds() - before
+    spent = {}
+    for name, read in clocks.items():
+        start, end = also_before[name], read()
+        if start is not None and end is not None:
+            spent[name] = end - start
     return Measurement(result, cpu, spent)
 
 

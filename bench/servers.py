@@ -35,6 +35,15 @@ class Server:
     def cpu_seconds(self) -> float:
         return tree_cpu_seconds(self.process.pid)
 
+    def main_thread_cpu_seconds(self) -> float | None:
+        """The CPU time of the process's first thread: the API's event loop (its hashing runs on
+        threads of their own). None once the process is gone."""
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for thread in psutil.Process(self.process.pid).threads():
+                if thread.id == self.process.pid:
+                    return thread.user_time + thread.system_time
+        return None
+
     def wait_until_ready(self, path: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         with httpx.Client(base_url=self.base_url, timeout=2) as http:
