@@ -156,9 +156,12 @@ def _increment(value: object, spec: FieldSpec, loc: list, errors: list[dict]) ->
     elif isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
         errors.append({"loc": loc, "msg": "Increment should fit in a 64-bit integer"})
     elif isinstance(value, float) and "number" not in spec.types:
-        if value.is_integer():  # JSON does not tell 3 from 3.0, as elsewhere in the schema layer
+        if not value.is_integer():
+            errors.append({"loc": loc, "msg": "Increment should be an integer"})
+        elif not INT64_MIN <= value <= INT64_MAX:  # 1e20 is an integer, but not a storable one
+            errors.append({"loc": loc, "msg": "Increment should fit in a 64-bit integer"})
+        else:  # JSON does not tell 3 from 3.0, as elsewhere in the schema layer
             return int(value)
-        errors.append({"loc": loc, "msg": "Increment should be an integer"})
     return value
 
 

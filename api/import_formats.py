@@ -6,14 +6,20 @@ on the same line splitter and the same `Record`s.
 """
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import ijson
+from ijson.common import ObjectBuilder
+
+from api.value_checks import MAX_VALUE_DEPTH
 
 # MongoDB stores documents of at most 16 MiB; a longer record could never be written anyway.
 MAX_RECORD_BYTES = 16 * 1024 * 1024
+_OPENING = frozenset({"start_map", "start_array"})
+_CLOSING = frozenset({"end_map", "end_array"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +100,32 @@ async def ndjson_records(chunks: AsyncIterator[bytes]) -> AsyncIterator[Record]:
         except (ValueError, RecursionError):
             yield Record(line, error="The line is not valid JSON")
             continue
-        if isinstance(value, dict):
-            yield Record(line, value)
-        else:
+        if not isinstance(value, dict):
             yield Record(line, error="The record is not a JSON object")
+        elif b"\\u" in raw and _unpaired_surrogate(value):  # only an escape can make one
+            yield Record(line, error="The record holds text with an unpaired surrogate")
+        else:
+            yield Record(line, value)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unpaired_surrogate(value: object) -> bool:
+    """Whether a string in `value` (a key too) holds a surrogate that no pair consumed: valid
+    JSON escapes, yet no text BSON can store."""
+    stack = [value]
+    while stack:  # not recursive: the parser allows deeper nesting than a recursion would
+        current = stack.pop()
+        if isinstance(current, str):
+            if _SURROGATE.search(current) is not None:
+                return True
+        elif isinstance(current, dict):
+            stack.extend(current)
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+    return False
 
 
 class _ItemTooLarge(Exception):
@@ -141,19 +169,48 @@ class _ChunkReader:
         return piece
 
 
+class _NestedTooDeeply(Exception):
+    pass
+
+
+async def _array_items(reader: _ChunkReader) -> AsyncIterator[Any]:
+    """The items of the top-level array, built from the parser's events with their depth
+    bounded: ijson's own item builder takes memory that grows with the square of an item's
+    depth, and a few hundred kilobytes of brackets would exhaust the machine's."""
+    depth, builder = 0, None
+    async for event, value in ijson.basic_parse_async(reader, use_float=True):
+        if event in _CLOSING:
+            depth -= 1
+        if depth >= 1:  # within the top-level array: this event is part of an item
+            if builder is None:
+                builder = ObjectBuilder()
+            builder.event(event, value)
+            if depth == 1 and event not in _OPENING:  # a scalar item, or an item's last event
+                yield builder.value
+                builder = None
+        if event in _OPENING:
+            depth += 1
+            if depth > MAX_VALUE_DEPTH + 1:  # the array itself is one level
+                raise _NestedTooDeeply
+
+
 async def json_records(chunks: AsyncIterator[bytes]) -> AsyncIterator[Record]:
     reader = _ChunkReader(chunks)
     if await reader.first_significant_byte() != b"[":
         raise BodyRefused("The body should be a JSON array of objects")
     position = 0
     try:
-        async for item in ijson.items_async(reader, "item", use_float=True):
+        async for item in _array_items(reader):
             reader.since_item = 0
             position += 1
             if isinstance(item, dict):
                 yield Record(position, item)
             else:
                 yield Record(position, error="The record is not a JSON object")
+    except _NestedTooDeeply:
+        raise ReadingStopped(
+            position + 1, f"A record nests more than {MAX_VALUE_DEPTH} levels deep"
+        ) from None
     except _ItemTooLarge:
         raise ReadingStopped(
             position + 1, f"A record is larger than {MAX_RECORD_BYTES} bytes"

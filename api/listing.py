@@ -47,7 +47,7 @@ def parse_filter_param(text: str | None) -> dict[str, Any] | None:
         raise Problem(400, "filter is too long")
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as error:
+    except (ValueError, RecursionError) as error:  # ValueError: a number past 4,300 digits too
         raise Problem(400, "filter is not valid JSON") from error
     if not isinstance(value, dict):
         raise Problem(400, "filter must be a JSON object")

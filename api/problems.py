@@ -147,6 +147,18 @@ async def _refused_by_database(request: Request, exc: Exception) -> JSONResponse
     return problem_response(400, "The database could not run this request as given")
 
 
+async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+    # The checks before a write or query let through a value BSON cannot hold, and the driver
+    # refused to encode it: an integer past 64 bits, or a string with an unpaired surrogate
+    # (valid JSON escapes, `\ud800`, that are no Unicode text).
+    logger.info("request value not encodable", extra={"error": str(exc)[:200]})
+    return problem_response(
+        400,
+        "The request holds a value the database cannot store: an integer beyond 64 bits "
+        "or text with an unpaired surrogate",
+    )
+
+
 async def _duplicate(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(409, "A document with the same value of a unique field already exists")
 
@@ -165,3 +177,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ExecutionTimeout, _timed_out)
     app.add_exception_handler(DuplicateKeyError, _duplicate)
     app.add_exception_handler(OperationFailure, _refused_by_database)
+    app.add_exception_handler(OverflowError, _unstorable)
+    app.add_exception_handler(UnicodeEncodeError, _unstorable)

@@ -307,6 +307,36 @@ async def test_malformed_json_array_stops_and_keeps_what_came_before(client: Asy
     assert len(await stored(client, boss)) == 3
 
 
+async def test_json_array_item_nested_past_mongodb_depth_stops_the_import(
+    client: AsyncClient,
+) -> None:
+    # 200 KB of brackets: built item by item, the parser's memory grows with the square of the
+    # depth, and this one took gigabytes before the depth was bounded.
+    boss = await admin(client)
+    await books(client, boss)
+    deep = "[" * 100_000 + "]" * 100_000
+    body = f'[{{"title": "kept"}}, {{"title": "deep", "extra": {deep}}}, {{"title": "after"}}]'
+    response = await send(client, body, boss, JSON)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["inserted"], result["failed"]) == (1, 1)
+    assert result["errors"] == [
+        {"line": 2, "detail": "A record nests more than 100 levels deep"}
+    ]
+
+
+async def test_json_array_items_as_deep_as_mongodb_allows_are_read(client: AsyncClient) -> None:
+    boss = await admin(client)
+    await books(client, boss)
+    # The record itself is one level, so its field may hold 99 more.
+    nested = "[" * 99 + "]" * 99
+    body = f'[{{"title": "deep", "year": 1}}, {{"title": "x", "tags": {nested}}}, 5, "s", null]'
+    response = await send(client, body, boss, JSON)
+    result = response.json()
+    assert [error["line"] for error in result["errors"]] == [2, 3, 4, 5]
+    assert "levels deep" not in result["errors"][0]["detail"]
+
+
 async def test_json_body_that_is_not_an_array_is_refused(client: AsyncClient) -> None:
     boss = await admin(client)
     await books(client, boss)

@@ -308,3 +308,65 @@ async def test_a_client_gone_mid_body_is_answered_400_not_a_crash(
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
     stored = await client.get(f"{DOCUMENTS}/{created.json()['_id']}", headers=user.headers)
     assert stored.json()["title"] == "kept"
+
+
+async def test_filter_holding_a_number_past_4300_digits_is_a_400(
+    client: AsyncClient, user: Account
+) -> None:
+    text = '{"year": 1' + "0" * 5000 + "}"
+    response = await client.get(DOCUMENTS, params={"filter": text}, headers=user.headers)
+    assert assert_problem(response, 400)["detail"] == "filter is not valid JSON"
+
+
+# `\ud800` is a valid JSON escape, but alone it is no Unicode text, and BSON cannot store it.
+UNPAIRED = '"\\ud800"'
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", DOCUMENTS, '{"title": "a", "extra": {"x": ' + UNPAIRED + "}}"),
+        ("POST", DOCUMENTS, '{"title": "a", "tags": [' + UNPAIRED + "]}"),
+        ("POST", "/v1/collections/books/query", '{"filter": {"title": ' + UNPAIRED + "}}"),
+        (
+            "POST",
+            "/v1/collections/books/bulk",
+            '{"operations": [{"insert": {"title": "a", "extra": {"x": ' + UNPAIRED + "}}}]}",
+        ),
+        (
+            "POST",
+            "/v1/collections/books/aggregate",
+            '{"pipeline": [{"$project": {"x": {"$literal": ' + UNPAIRED + "}}}]}",
+        ),
+    ],
+)
+async def test_text_with_an_unpaired_surrogate_is_refused_and_stores_nothing(
+    client: AsyncClient, user: Account, method: str, path: str, body: str
+) -> None:
+    response = await client.request(
+        method, path, content=body, headers={**user.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code in (400, 422), response.text
+    listed = await client.get(DOCUMENTS, headers=user.headers)
+    assert listed.json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "operations",
+    [
+        {"inc": {"year": 1e20}},  # an integer, but not a 64-bit one
+        {"inc": {"year": -1e19}},
+        {"pull": {"tags": 10**30}},
+    ],
+)
+async def test_operators_with_values_past_64_bits_are_refused_and_change_nothing(
+    client: AsyncClient, user: Account, operations: dict
+) -> None:
+    created = await client.post(
+        DOCUMENTS, json={"title": "kept", "year": 1, "tags": ["a"]}, headers=user.headers
+    )
+    path = f"{DOCUMENTS}/{created.json()['_id']}"
+    response = await client.post(f"{path}/ops", json=operations, headers=user.headers)
+    assert response.status_code in (400, 422), response.text
+    stored = (await client.get(path, headers=user.headers)).json()
+    assert (stored["year"], stored["tags"], stored["_version"]) == (1, ["a"], 1)
