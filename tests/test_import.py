@@ -320,9 +320,7 @@ async def test_json_array_item_nested_past_mongodb_depth_stops_the_import(
     assert response.status_code == 200, response.text
     result = response.json()
     assert (result["inserted"], result["failed"]) == (1, 1)
-    assert result["errors"] == [
-        {"line": 2, "detail": "A record nests more than 100 levels deep"}
-    ]
+    assert result["errors"] == [{"line": 2, "detail": "A record nests more than 100 levels deep"}]
 
 
 async def test_json_array_items_as_deep_as_mongodb_allows_are_read(client: AsyncClient) -> None:
