@@ -44,11 +44,17 @@ async def start_session(user: User, settings: Settings) -> TokenPair:
         expires_at=utc_now() + timedelta(seconds=settings.refresh_token_ttl),
     )
     await insert_document(session)
-    # An admin's change made while this sign-in was checking the password reached only the
-    # sessions that existed then; now that this one exists, read the user again.
+    # An admin's change, or a password change, made while this sign-in was checking the
+    # password reached only the sessions that existed then; now that this one exists, read the
+    # user again.
     current = await User.get(user.id)
     if current is None or current.disabled:
         await revoke_user_sessions(user.id)
+        raise unauthorized("Incorrect email or password")
+    if current.password_hash != user.password_hash:
+        # The password that was checked is no longer the account's: the change ended every
+        # other session, and this one may not outlive it.
+        await _revoke(session.id)
         raise unauthorized("Incorrect email or password")
     if current.roles != user.roles:
         await set_session_roles(user.id, current.roles)
@@ -108,6 +114,14 @@ async def end_session(refresh_token: str) -> None:
         )
         if ended is not None:
             written.only(_with_id(ended["_id"]))
+
+
+async def _revoke(session_id: object) -> None:
+    with _sessions_written() as written:
+        written.only(_with_id(session_id))
+        await Session.get_pymongo_collection().update_one(
+            {"_id": session_id}, {"$set": {"revoked": True}}
+        )
 
 
 async def revoke_user_sessions(

@@ -4,13 +4,24 @@ import asyncio
 import time
 
 import argon2
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
 
+from api import passwords
 from api.main import create_app
 from api.settings import Settings
 from documents import User
-from tests.factories import PASSWORD, admin, another_app, patch_user, register, unique_email
+from documents.sessions import Session
+from tests.factories import (
+    PASSWORD,
+    Account,
+    admin,
+    another_app,
+    patch_user,
+    register,
+    unique_email,
+)
 
 PAIR_KEYS = {"access_token", "refresh_token", "token_type", "expires_in"}
 
@@ -171,3 +182,53 @@ async def test_login_rehashes_a_password_hashed_with_weaker_parameters(
     assert stored["password_hash"].startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert (await attempt(client, email, PASSWORD)).status_code == 200
     assert (await attempt(client, email, "wrong password")).status_code == 401
+
+
+NEW_PASSWORD = "a brand new passphrase"
+
+
+def changing_password_while_checking(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch, account: Account
+) -> None:
+    """The next password check of a sign-in lets the account's owner change the password
+    while it runs, as a change can land during the tens of milliseconds a hash takes."""
+    real = passwords.verify_password
+
+    async def check_then_change(password_hash: str | None, password: str) -> bool:
+        valid = await real(password_hash, password)
+        monkeypatch.setattr(passwords, "verify_password", real)
+        changed = await client.post(
+            "/v1/auth/password",
+            json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+            headers=account.headers,
+        )
+        assert changed.status_code == 204, changed.text
+        return valid
+
+    monkeypatch.setattr(passwords, "verify_password", check_then_change)
+
+
+async def test_a_sign_in_with_a_password_changed_during_its_check_gets_no_session(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = await register(client)
+    changing_password_while_checking(client, monkeypatch, victim)
+    raced = await attempt(client, victim.email, PASSWORD)
+    assert raced.status_code == 401
+    sessions = await Session.find(Session.user_id == victim.id).to_list()
+    # The victim's own session, kept by the change, and the raced one, revoked.
+    assert sorted(session.revoked for session in sessions) == [False, True]
+    assert (await attempt(client, victim.email, NEW_PASSWORD)).status_code == 200
+
+
+async def test_a_rehash_at_sign_in_never_undoes_a_password_change(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = await register(client)
+    weak = argon2.PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    users = User.get_pymongo_collection()
+    await users.update_one({"email": victim.email}, {"$set": {"password_hash": weak}})
+    changing_password_while_checking(client, monkeypatch, victim)
+    assert (await attempt(client, victim.email, PASSWORD)).status_code == 401
+    assert (await attempt(client, victim.email, PASSWORD)).status_code == 401
+    assert (await attempt(client, victim.email, NEW_PASSWORD)).status_code == 200

@@ -54,7 +54,14 @@ async def _sign_in(email: str, password: str, address: str, settings: Settings) 
         await audit.record("login.failed", actor=actor, address=address, detail={"email": email})
         raise unauthorized(INVALID_LOGIN)
     if passwords.needs_rehash(user.password_hash):
-        await user.set({User.password_hash: await passwords.hash_password(password)})
+        rehashed = await passwords.hash_password(password)
+        # Only over the hash just checked: a password changed meanwhile must not be undone.
+        changed = await User.get_pymongo_collection().update_one(
+            {"_id": user.id, "password_hash": user.password_hash},
+            {"$set": {"password_hash": rehashed}},
+        )
+        if changed.modified_count:
+            user.password_hash = rehashed
     await audit.record("login.ok", actor=str(user.id), address=address)
     return await sessions.start_session(user, settings)
 
