@@ -122,6 +122,13 @@ def check_lookup(
         foreign = check_field_path(spec["foreignField"], at(pos, "foreignField"), hidden)
         if not _is_known_path(foreign, target.fields):
             raise PipelineError(f"{at(pos, 'foreignField')}: unknown field {foreign!r}")
+        # The join compares the whole value before the pipeline removes the hidden fields: an
+        # object holding one would let the caller test guesses of it.
+        if any(path.startswith(foreign + ".") for path in hidden):
+            raise PipelineError(
+                f"{at(pos, 'foreignField')}: {foreign!r} holds fields you may not read; "
+                "join on one of its other fields"
+            )
         # Kept beside the pipeline (MongoDB 5+): the join keeps MongoDB's own matching,
         # arrays included, and its index on foreignField, while the rule filter still runs.
         out["localField"], out["foreignField"] = local, foreign

@@ -250,6 +250,37 @@ async def test_lookup_foreign_field_cannot_be_a_write_only_field(
     refused(response, "pipeline[0].$lookup.foreignField: unknown field 'tracking'")
 
 
+CARD = {"name": {"type": "string"}, "pin": {"type": "string"}}
+PEOPLE = {
+    "type": "object",
+    "properties": {
+        "card": {
+            "type": "object",
+            "properties": {**CARD, "pin": {**CARD["pin"], "writeOnly": True}},
+        }
+    },
+}
+GUESSES = {"type": "object", "properties": {"card": {"type": "object", "properties": CARD}}}
+
+
+async def test_lookup_foreign_field_cannot_be_an_object_holding_a_write_only_field(
+    client: AsyncClient, boss: Account, alice: Account
+) -> None:
+    # Joining on the whole object would compare its hidden PIN with the caller's guess.
+    await define(client, boss, "people", PEOPLE, list=["public"], read=["public"])
+    await define(client, boss, "guesses", GUESSES)
+    probe = {"from": "people", "localField": "card", "foreignField": "card", "as": "j"}
+    response = await aggregate(client, "guesses", [{"$lookup": probe}], alice)
+    refused(
+        response,
+        "pipeline[0].$lookup.foreignField: 'card' holds fields you may not read; "
+        "join on one of its other fields",
+    )
+    by_name = {**probe, "localField": "card.name", "foreignField": "card.name"}
+    assert (await aggregate(client, "guesses", [{"$lookup": by_name}], alice)).status_code == 200
+    assert (await aggregate(client, "guesses", [{"$lookup": probe}], boss)).status_code == 200
+
+
 async def test_lookup_into_a_collection_the_caller_may_not_list_is_refused(
     client: AsyncClient, shipped: None, boss: Account, alice: Account
 ) -> None:
