@@ -5,7 +5,7 @@ quoted cells span several lines is read whole, still one record at a time.
 """
 
 import csv
-import io
+import itertools
 import json
 import re
 from collections.abc import AsyncIterator
@@ -22,10 +22,22 @@ from api.import_formats import (
 )
 
 SYSTEM_COLUMNS = frozenset({"_id", "_owner", "_created", "_updated", "_version"})
+# Far above any exported header (a schema declares at most 500 properties), yet a header can
+# never make the column plan itself a long job.
+MAX_COLUMNS = 1000
 _INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 _SHOWN_CHARACTERS = 40
+
+# Whether a line ends a row, read as the csv module reads it: a quote opens a quoted cell only as
+# the cell's first character (in `TV 5" screen` it is plain text), inside one "" is a quote, and
+# whatever follows the closing quote up to the comma stays in the cell. A line that does not match
+# in full leaves a quoted cell open. The possessive quantifiers keep a failed match linear.
+_QUOTED_REST = r'[^"]*+(?:""[^"]*+)*+"[^,]*+'
+_CELL = rf'(?:"{_QUOTED_REST}|(?!")[^,]*+)'
+_ENDS_ROW = re.compile(rf"{_CELL}(?:,{_CELL})*+")
+_ENDS_QUOTED_CELL_AND_ROW = re.compile(rf"{_QUOTED_REST}(?:,{_CELL})*+")
 
 
 def _shown(text: str) -> str:
@@ -71,6 +83,10 @@ def _column_types(path: tuple[str, ...], schema: dict) -> frozenset[str] | None:
 
 def plan_columns(header: list[str], schema: dict, line: int) -> list[Column]:
     """The columns of a header row, or BodyRefused naming one the schema has no room for."""
+    if len(header) > MAX_COLUMNS:
+        raise BodyRefused(
+            f"line {line}: the header has {len(header)} columns; at most {MAX_COLUMNS} are allowed"
+        )
     columns: list[Column] = []
     for name in header:
         if name in SYSTEM_COLUMNS:
@@ -82,14 +98,15 @@ def plan_columns(header: list[str], schema: dict, line: int) -> list[Column]:
         except _Unknown:
             raise BodyRefused(f"line {line}: unknown column {json.dumps(name)}") from None
         columns.append(Column(name, path, types))
-    for position, column in enumerate(columns):
-        for other in columns[position + 1 :]:
-            shorter, longer = sorted((column.path, other.path), key=len)
-            if longer[: len(shorter)] == shorter:
-                raise BodyRefused(
-                    f"line {line}: columns {json.dumps(column.name)} and "
-                    f"{json.dumps(other.name)} both set the same field"
-                )
+    # Sorted, a path comes right before its duplicates and the paths it is a prefix of, so
+    # comparing neighbours finds every clash without comparing every pair of columns.
+    ordered = sorted(columns, key=lambda column: column.path)
+    for first, second in itertools.pairwise(ordered):
+        if second.path[: len(first.path)] == first.path:
+            raise BodyRefused(
+                f"line {line}: columns {json.dumps(first.name)} and "
+                f"{json.dumps(second.name)} both set the same field"
+            )
     return columns
 
 
@@ -164,7 +181,7 @@ def _row_record(line: int, cells: list[str], columns: list[Column]) -> Record:
 async def csv_records(chunks: AsyncIterator[bytes], schema: dict) -> AsyncIterator[Record]:
     """Rows as records; a row whose quoted cells span several lines is numbered by its first."""
     columns: list[Column] | None = None
-    line = start = quotes = size = 0
+    line = start = size = 0
     pending: list[str] = []
     async for raw in physical_lines(chunks):
         line += 1
@@ -180,17 +197,19 @@ async def csv_records(chunks: AsyncIterator[bytes], schema: dict) -> AsyncIterat
             if not text.strip():
                 continue
             start = line
+        ends_row = _ENDS_QUOTED_CELL_AND_ROW if pending else _ENDS_ROW
         pending.append(text)
-        quotes += text.count('"')
         size += len(raw)
-        if quotes % 2:
+        if ends_row.fullmatch(text) is None:
             if size > MAX_RECORD_BYTES:
                 raise ReadingStopped(start, f"The row is longer than {MAX_RECORD_BYTES} bytes")
             continue
         record_text = "\n".join(pending)
-        pending, quotes, size = [], 0, 0
+        pending, size = [], 0
         try:
-            cells = next(csv.reader(io.StringIO(record_text, newline=""), strict=True))
+            # Given as one line, the row is one record: a line break outside quotes (a lone
+            # carriage return) is an error here, where a file reader would start another record.
+            cells = next(csv.reader([record_text], strict=True))
         except csv.Error as error:
             if columns is None:
                 raise BodyRefused(f"line {start}: the header row is not valid CSV") from None
