@@ -20,6 +20,7 @@ from api.value_checks import MAX_VALUE_DEPTH
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 _OPENING = frozenset({"start_map", "start_array"})
 _CLOSING = frozenset({"end_map", "end_array"})
+_PIECE_BYTES = 64 * 1024  # as much of the body as the parser is handed at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,25 +174,52 @@ class _NestedTooDeeply(Exception):
     pass
 
 
+class _Events(list[tuple[str, Any]]):
+    """Where the parser pushes its events, as it meets them."""
+
+    def send(self, event: tuple[str, Any]) -> None:
+        self.append(event)
+
+
 async def _array_items(reader: _ChunkReader) -> AsyncIterator[Any]:
     """The items of the top-level array, built from the parser's events with their depth
     bounded: ijson's own item builder takes memory that grows with the square of an item's
-    depth, and a few hundred kilobytes of brackets would exhaust the machine's."""
-    depth, builder = 0, None
-    async for event, value in ijson.basic_parse_async(reader, use_float=True):
-        if event in _CLOSING:
-            depth -= 1
-        if depth >= 1:  # within the top-level array: this event is part of an item
-            if builder is None:
-                builder = ObjectBuilder()
-            builder.event(event, value)
-            if depth == 1 and event not in _OPENING:  # a scalar item, or an item's last event
-                yield builder.value
-                builder = None
-        if event in _OPENING:
-            depth += 1
-            if depth > MAX_VALUE_DEPTH + 1:  # the array itself is one level
-                raise _NestedTooDeeply
+    depth, and a few hundred kilobytes of brackets would exhaust the machine's.
+
+    The parser is pushed a piece at a time and hands over the events it met before any error,
+    so every whole item ahead of a syntax error is read, wherever in its piece the error is.
+    """
+    events = _Events()
+    parser = ijson.basic_parse_coro(events, use_float=True)
+    depth, builder, more = 0, None, True
+    while more:
+        piece = await reader.read(_PIECE_BYTES)
+        failure = None
+        try:
+            if piece:
+                parser.send(piece)
+            else:
+                more = False
+                parser.close()  # a body that ends inside the array is an error here
+        except ijson.JSONError as error:
+            failure = error
+        for event, value in events:
+            if event in _CLOSING:
+                depth -= 1
+            if depth >= 1:  # within the top-level array: this event is part of an item
+                if builder is None:
+                    builder = ObjectBuilder()
+                builder.event(event, value)
+                if depth == 1 and event not in _OPENING:  # a scalar item or an item's last event
+                    yield builder.value
+                    builder = None
+            if event in _OPENING:
+                depth += 1
+                if depth > MAX_VALUE_DEPTH + 1:  # the array itself is one level
+                    raise _NestedTooDeeply
+        events.clear()
+        if failure is not None:
+            raise failure
 
 
 async def json_records(chunks: AsyncIterator[bytes]) -> AsyncIterator[Record]:

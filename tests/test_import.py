@@ -3,6 +3,7 @@
 import json
 from collections.abc import AsyncIterator
 
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
 
@@ -333,6 +334,23 @@ async def test_json_array_items_as_deep_as_mongodb_allows_are_read(client: Async
     result = response.json()
     assert [error["line"] for error in result["errors"]] == [2, 3, 4, 5]
     assert "levels deep" not in result["errors"][0]["detail"]
+
+
+@pytest.mark.parametrize("bad", ['{"title": tru}', '{"title": NaN}', '{"title": "x"'])
+async def test_a_syntax_error_late_in_one_piece_keeps_the_records_before_it(
+    client: AsyncClient, bad: str
+) -> None:
+    # The whole body arrives at once, so the parser meets the error in the piece that holds
+    # the good records too.
+    boss = await admin(client)
+    await books(client, boss)
+    body = "[" + ", ".join([*(json.dumps({"title": f"t{n}"}) for n in range(3)), bad])
+    response = await send(client, body + "]", boss, JSON)
+    result = response.json()
+    assert (result["inserted"], result["failed"]) == (3, 1), result
+    assert result["errors"][0]["line"] == 4
+    assert result["errors"][0]["detail"].startswith("The JSON array is malformed here")
+    assert len(await stored(client, boss)) == 3
 
 
 async def test_json_body_that_is_not_an_array_is_refused(client: AsyncClient) -> None:
