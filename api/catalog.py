@@ -115,7 +115,18 @@ def index_problems(indexes: list[IndexSpec], fields: dict[str, FieldSpec]) -> li
                 problems.append({"loc": loc, "msg": f"text index field '{path}' is not a string"})
             elif spec.text and key != path:
                 problems.append({"loc": loc, "msg": "text index fields take no direction"})
+            elif spec.text and _under_write_only(path, fields):
+                # A search would find documents by what only admins may read.
+                problems.append({"loc": loc, "msg": f"text index field '{path}' is write-only"})
     return problems
+
+
+def _under_write_only(path: str, fields: dict[str, FieldSpec]) -> bool:
+    parts = path.split(".")
+    return any(
+        (spec := fields.get(".".join(parts[:end]))) is not None and spec.write_only
+        for end in range(1, len(parts) + 1)
+    )
 
 
 def index_models(definition: CollectionDef, traits: ServerTraits) -> list[IndexModel]:

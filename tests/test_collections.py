@@ -195,6 +195,51 @@ async def test_two_text_indexes_are_refused(client: AsyncClient) -> None:
     assert ["body", "indexes"] in _locs(body)
 
 
+HIDDEN_NOTES: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string"},
+        "note": {"type": "string", "writeOnly": True},
+        "card": {
+            "type": "object",
+            "writeOnly": True,
+            "properties": {"pin": {"type": "string"}},
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("path", ["note", "card.pin"])
+async def test_text_index_over_a_write_only_field_is_refused(
+    client: AsyncClient, path: str
+) -> None:
+    # A search by it would find documents by what only admins may read.
+    boss = await admin(client)
+    definition = {"name": "notes", "schema": HIDDEN_NOTES, "indexes": [{"text": ["title", path]}]}
+    response = await client.post("/v1/collections", json=definition, headers=boss.headers)
+    body = _assert_problem(response, 422)
+    assert body["errors"] == [
+        {"loc": ["body", "indexes", 0], "msg": f"text index field '{path}' is write-only"}
+    ]
+
+
+async def test_a_schema_that_makes_a_text_indexed_field_write_only_is_refused(
+    client: AsyncClient,
+) -> None:
+    boss = await admin(client)
+    await create_collection(client, boss, "books", BOOKS, indexes=[{"text": ["title", "isbn"]}])
+    hidden = {
+        **BOOKS,
+        "properties": {**BOOKS["properties"], "isbn": {"type": "string", "writeOnly": True}},
+    }
+    response = await client.patch(
+        "/v1/collections/books", json={"schema": hidden}, headers=boss.headers
+    )
+    _assert_problem(response, 422)
+    kept = await client.get("/v1/collections/books", headers=boss.headers)
+    assert "writeOnly" not in kept.json()["schema"]["properties"]["isbn"]
+
+
 async def test_list_and_read_collections(client: AsyncClient) -> None:
     boss = await admin(client)
     await create_collection(client, boss, "movies", BOOKS)
