@@ -1,15 +1,18 @@
-"""Bulk writes: up to 1000 inserts, merge-patch updates and deletes in one database round trip."""
+"""Bulk writes: up to 1000 inserts, merge-patch updates and deletes in one database round trip,
+and another whenever an operation comes back to a document the current one already changes."""
 
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Annotated, Any
 
 from bson import ObjectId
 from pydantic import BaseModel, Field
 from pymongo import DeleteOne, InsertOne, ReplaceOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from api.deps import parse_object_id
-from api.document_writes import new_document, successor
+from api.document_writes import as_stored, new_document, successor
 from api.guards import Access
 from api.merge_patch import merge_patch
 from api.rendering import to_json, user_fields
@@ -71,6 +74,16 @@ def _failure(status: int, detail: str, errors: list | None = None) -> OperationR
 
 
 @dataclass
+class _Write:
+    """A write model, the operation it carries out and the document it changes."""
+
+    position: int
+    model: InsertOne | ReplaceOne | DeleteOne
+    document: ObjectId
+    written: dict | None = None  # what a replace leaves stored: it alone tells ours from another's
+
+
+@dataclass
 class _Planner:
     """Turns operations into write models, tracking each document's state as the batch goes."""
 
@@ -78,10 +91,7 @@ class _Planner:
     current: dict[ObjectId, dict]  # documents as they will be after the operations so far
     updatable: set[ObjectId]
     deletable: set[ObjectId]
-    models: list[Any] = field(default_factory=list)
-    positions: list[int] = field(default_factory=list)
-    # What a replace expects to find afterwards: its document id and new version.
-    replaced: dict[int, tuple[ObjectId, int]] = field(default_factory=dict)
+    writes: list[_Write] = field(default_factory=list)
 
     def refusal(self, action: Action) -> OperationResult | None:
         rules = self.access.collection.definition.rules
@@ -99,9 +109,8 @@ class _Planner:
             errors = [{"loc": [*loc, *e["loc"]], "msg": e["msg"]} for e in error.errors]
             return _failure(422, "The document does not fit the collection's schema", errors)
 
-    def add(self, position: int, model: Any, result: OperationResult) -> OperationResult:
-        self.models.append(model)
-        self.positions.append(position)
+    def add(self, write: _Write, result: OperationResult) -> OperationResult:
+        self.writes.append(write)
         return result
 
     def insert(self, position: int, body: dict) -> OperationResult:
@@ -110,8 +119,7 @@ class _Planner:
             return fields
         stored = {"_id": ObjectId(), **new_document(fields, caller_id(self.access.principal))}
         return self.add(
-            position,
-            InsertOne(stored),
+            _Write(position, InsertOne(stored), stored["_id"]),
             OperationResult(status=201, id=str(stored["_id"]), version=1),
         )
 
@@ -130,10 +138,10 @@ class _Planner:
             return fields
         following = successor(stored, fields)
         self.current[oid] = following
-        self.replaced[position] = (oid, following["_version"])
         model = ReplaceOne({"_id": oid, "_version": stored["_version"]}, following)
         return self.add(
-            position, model, OperationResult(status=200, id=spec.id, version=following["_version"])
+            _Write(position, model, oid, following),
+            OperationResult(status=200, id=spec.id, version=following["_version"]),
         )
 
     def delete(self, position: int, spec: DeleteSpec) -> OperationResult:
@@ -144,7 +152,9 @@ class _Planner:
         if oid is None or oid not in self.deletable or oid not in self.current:
             return _failure(404, "Document not found")
         del self.current[oid]
-        return self.add(position, DeleteOne({"_id": oid}), OperationResult(status=204, id=spec.id))
+        return self.add(
+            _Write(position, DeleteOne({"_id": oid}), oid), OperationResult(status=204, id=spec.id)
+        )
 
 
 async def _visible(access: Access, action: Action, ids: list[ObjectId]) -> dict[ObjectId, dict]:
@@ -184,7 +194,7 @@ async def run_bulk(access: Access, request: BulkRequest) -> BulkResponse:
         results[position] = result
         if result.error is not None and request.ordered:
             break
-    await _write(access, request.ordered, planner, results)
+    await _write(access.collection.storage, request.ordered, planner.writes, results)
     return BulkResponse(
         results=[
             results.get(position)
@@ -194,40 +204,95 @@ async def run_bulk(access: Access, request: BulkRequest) -> BulkResponse:
     )
 
 
+def _rounds(writes: list[_Write]) -> list[list[_Write]]:
+    """The writes in order, cut wherever one comes back to a document the round already changes."""
+    rounds: list[list[_Write]] = [[]]
+    documents: set[ObjectId] = set()
+    for write in writes:
+        if write.document in documents:
+            rounds.append([])
+            documents.clear()
+        rounds[-1].append(write)
+        documents.add(write.document)
+    return rounds
+
+
 async def _write(
-    access: Access, ordered: bool, planner: _Planner, results: dict[int, OperationResult]
+    storage: AsyncCollection,
+    ordered: bool,
+    writes: list[_Write],
+    results: dict[int, OperationResult],
 ) -> None:
-    if not planner.models:
+    """Writes round by round. A second change of a document was planned on the first one's result
+    and its filter expects the version the first one makes; sent together, it would overwrite
+    another client's write of that version after the first one lost the race. So it waits for
+    the next round, which knows whether the first one happened.
+
+    A lost race shows only once its round is written, so an ordered bulk stops at the end of
+    that round: the operations after it there were written and are reported so."""
+    rounds = _rounds(writes)
+    failed: set[ObjectId] = set()  # documents an earlier round did not change as planned
+    for number, writes_now in enumerate(rounds):
+        pending = []
+        for write in writes_now:
+            if write.document in failed:
+                results[write.position] = _failure(
+                    NOT_ATTEMPTED, "Not attempted: an earlier operation on this document failed"
+                )
+            else:
+                pending.append(write)
+        await _write_round(storage, ordered, pending, results)
+        failures = [write for write in pending if not _done(write, results)]
+        if failures and ordered:
+            for later in chain.from_iterable(rounds[number + 1 :]):
+                results.pop(later.position, None)
+            return
+        failed.update(write.document for write in failures)
+
+
+def _done(write: _Write, results: dict[int, OperationResult]) -> bool:
+    result = results.get(write.position)
+    return result is not None and result.error is None
+
+
+async def _write_round(
+    storage: AsyncCollection,
+    ordered: bool,
+    writes: list[_Write],
+    results: dict[int, OperationResult],
+) -> None:
+    if not writes:
         return
-    storage = access.collection.storage
     try:
-        outcome = await storage.bulk_write(planner.models, ordered=ordered)
+        outcome = await storage.bulk_write([write.model for write in writes], ordered=ordered)
         matched = outcome.matched_count
     except BulkWriteError as error:
         matched = error.details.get("nMatched", 0)
         for write_error in error.details.get("writeErrors", []):
             index = write_error["index"]
             duplicate = write_error.get("code") == 11000
-            results[planner.positions[index]] = _failure(
+            results[writes[index].position] = _failure(
                 409 if duplicate else 503,
                 "A document with the same value of a unique field already exists"
                 if duplicate
                 else "The write could not be completed",
             )
             if ordered:
-                for later in planner.positions[index + 1 :]:
-                    results.pop(later, None)
-    if matched < len(planner.replaced):
+                for later in writes[index + 1 :]:
+                    results.pop(later.position, None)
+    replaces = [
+        (write.position, write.document, write.written)
+        for write in writes
+        if write.written is not None and _done(write, results)
+    ]
+    if matched < len(replaces):
         # A replace matched nothing: someone changed that document between our read and write.
         # Only the document itself tells whose write it holds (another writer starting from the
-        # same version reaches the same version number), so compare it whole with ours.
-        ids = list({oid for oid, _ in planner.replaced.values()})
+        # same version reaches the same version number), so compare it whole with ours. A replace
+        # that landed and was changed again since looks lost too: in that doubt a conflict is
+        # the safe report, a success could hide a lost write.
+        ids = [document for _, document, _ in replaces]
         stored = {d["_id"]: d async for d in storage.find({"_id": {"$in": ids}})}
-        for position, (oid, _) in planner.replaced.items():
-            if (
-                position in results
-                and results[position].error is None
-                # As JSON: the server keeps dates to the millisecond.
-                and to_json(stored.get(oid)) != to_json(planner.current.get(oid))
-            ):
+        for position, document, written in replaces:
+            if stored.get(document) != as_stored(written, storage.codec_options):
                 results[position] = _failure(409, "The document was changed meanwhile; try again")

@@ -3,7 +3,8 @@
 from collections.abc import Callable
 from typing import Any
 
-from bson import ObjectId
+import bson
+from bson import CodecOptions, ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
@@ -65,6 +66,12 @@ def successor(stored: dict, fields: dict) -> dict:
         "_updated": utc_now(),
         "_version": stored["_version"] + 1,
     }
+
+
+def as_stored(document: dict, options: CodecOptions) -> dict:
+    """`document` as the server keeps it (dates to the millisecond), to compare with one read."""
+    stored: dict = bson.decode(bson.encode(document, codec_options=options), codec_options=options)
+    return stored
 
 
 async def rewrite(target: Target, compute: Callable[[dict], Any], if_match: str | None) -> dict:

@@ -7,6 +7,7 @@ and replace only the version they read, so a concurrent change fails the row ins
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -16,7 +17,7 @@ from pymongo.errors import BulkWriteError
 
 from api.catalog import Collection
 from api.deps import Principal
-from api.document_writes import new_document, successor
+from api.document_writes import as_stored, new_document, successor
 from api.import_formats import Record
 from api.rules import caller_id
 from api.schemas import DocumentInvalid
@@ -49,7 +50,10 @@ def _path_value(document: dict, path: str) -> Any:
 
 
 def _key_of(value: Any) -> Hashable:
-    # True == 1 in Python but not in MongoDB, so booleans are kept apart from numbers.
+    # True == 1 in Python but not in MongoDB, so booleans are kept apart from numbers. Dates are
+    # taken to the millisecond, as the server keeps them, so a row finds the one it stored.
+    if isinstance(value, datetime):
+        value = value.replace(microsecond=value.microsecond // 1000 * 1000)
     return (type(value) is bool, value)
 
 
@@ -187,7 +191,7 @@ class Importer:
             )
             existing = {_key_of(_path_value(doc, self.key)): doc async for doc in found}
         models: list[InsertOne | ReplaceOne] = []
-        replaced: dict[int, tuple[ObjectId, int]] = {}  # position → (id, version it will have)
+        replaced: dict[int, tuple[ObjectId, dict]] = {}  # position → (id, document it writes)
         for position, row in enumerate(batch):
             stored = existing.get(row.key) if self.key is not None else None
             if stored is None:
@@ -196,7 +200,7 @@ class Importer:
             following = successor(stored, row.fields)
             if row.owner is not _UNSET:
                 following["_owner"] = row.owner
-            replaced[position] = (stored["_id"], following["_version"])
+            replaced[position] = (stored["_id"], following)
             models.append(
                 ReplaceOne({"_id": stored["_id"], "_version": stored["_version"]}, following)
             )
@@ -215,7 +219,8 @@ class Importer:
         if matched < len(replaced) - sum(1 for position in replaced if position in failed):
             await self._find_lost_replaces(replaced, failed)
         self.report.inserted += inserted
-        self.report.updated += matched
+        # Counted by row rather than `matched`, so that a row is never both updated and failed.
+        self.report.updated += sum(1 for position in replaced if position not in failed)
         errors = []
         for position, detail in sorted(failed.items()):
             self.report.failed += 1
@@ -223,12 +228,19 @@ class Importer:
         return errors
 
     async def _find_lost_replaces(
-        self, replaced: dict[int, tuple[ObjectId, int]], failed: dict[int, str]
+        self, replaced: dict[int, tuple[ObjectId, dict]], failed: dict[int, str]
     ) -> None:
-        """Marks the replaces that matched nothing: the document changed after it was read."""
-        ids = [oid for oid, _ in replaced.values()]
-        found = self.collection.storage.find({"_id": {"$in": ids}}, {"_version": 1})
-        versions = {doc["_id"]: doc["_version"] async for doc in found}
-        for position, (oid, version) in replaced.items():
-            if position not in failed and versions.get(oid) != version:
+        """Marks the replaces that matched nothing: the document changed after it was read.
+
+        Only the document itself tells whose write it holds (a concurrent writer starting from
+        the same version reaches the same version number), so it is compared whole with ours.
+        One that landed and was changed again since looks lost too, and failing it is the safe
+        side of that doubt.
+        """
+        storage = self.collection.storage
+        found = storage.find({"_id": {"$in": [oid for oid, _ in replaced.values()]}})
+        stored = {doc["_id"]: doc async for doc in found}
+        for position, (oid, written) in replaced.items():
+            landed = stored.get(oid) == as_stored(written, storage.codec_options)
+            if position not in failed and not landed:
                 failed[position] = "The document was changed during the import; try again"

@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from asgi_lifespan import LifespanManager
 from beanie import init_beanie
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from pymongo.asynchronous.collection import AsyncCollection
 
 from api.bootstrap import ensure_admin
 from documents import MODELS
@@ -130,3 +132,19 @@ async def eventually_async(condition: Callable[[], Awaitable[bool]]) -> bool:
             return True
         await asyncio.sleep(POLL_STEP)
     return await condition()
+
+
+def before_first_bulk_write(
+    monkeypatch: pytest.MonkeyPatch, rival: Callable[[], Awaitable[None]]
+) -> None:
+    """Runs `rival` once, when a bulk write or an import has read its documents and is about to
+    write them: the moment another client's write must land to race it, whatever the server."""
+    write = AsyncCollection.bulk_write
+    waiting = [rival]
+
+    async def racing(self: AsyncCollection, *args: Any, **kwargs: Any) -> Any:
+        while waiting:
+            await waiting.pop()()
+        return await write(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCollection, "bulk_write", racing)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from httpx import AsyncClient, Response
 
-from tests.factories import Account, admin, create_collection, register
+from tests.factories import Account, admin, before_first_bulk_write, create_collection, register
 
 PROBLEM = "application/problem+json"
 BULK = "/v1/collections/books/bulk"
@@ -254,3 +254,73 @@ async def test_anonymous_bulk_insert_needs_authentication(client: AsyncClient) -
     else:
         _problem(response, 401)
     assert await _titles(client, boss) == []
+
+
+async def test_repeated_updates_of_a_document_apply_in_order(client: AsyncClient) -> None:
+    _, user = await _setup(client)
+    doc = await _create(client, user, {"title": "A"})
+    operations = [
+        {"update": {"id": doc["_id"], "patch": {"year": 1}, "if_version": 1}},
+        {"update": {"id": doc["_id"], "patch": {"isbn": "1"}, "if_version": 2}},
+        {"delete": {"id": doc["_id"]}},
+    ]
+    results = _results(await _bulk(client, user, operations))
+    assert [(r["status"], r.get("_version")) for r in results] == [(200, 2), (200, 3), (204, None)]
+    assert (await client.get(f"{URL}/{doc['_id']}", headers=user.headers)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("ordered", "statuses", "other_year"),
+    [(True, [409, 200, 424, 424], 1), (False, [409, 200, 424, 200], 2)],
+)
+async def test_update_that_lost_a_race_stops_the_later_updates_of_its_document(
+    client: AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    ordered: bool,
+    statuses: list[int],
+    other_year: int,
+) -> None:
+    _, user = await _setup(client)
+    raced = await _create(client, user, {"title": "A"})
+    other = await _create(client, user, {"title": "B"})
+    rival: list[Response] = []
+
+    async def put() -> None:
+        headers = {**user.headers, "If-Match": '"1"'}
+        rival.append(
+            await client.put(f"{URL}/{raced['_id']}", json={"title": "Theirs"}, headers=headers)
+        )
+
+    before_first_bulk_write(monkeypatch, put)
+    operations = [
+        {"update": {"id": raced["_id"], "patch": {"year": 1}, "if_version": 1}},
+        {"update": {"id": other["_id"], "patch": {"year": 1}}},
+        # Planned on version 2 as the bulk would have made it; the rival made another version 2.
+        {"update": {"id": raced["_id"], "patch": {"year": 2}, "if_version": 2}},
+        {"update": {"id": other["_id"], "patch": {"year": 2}}},
+    ]
+    results = _results(await _bulk(client, user, operations, ordered=ordered))
+    monkeypatch.undo()
+    assert [r.status_code for r in rival] == [200]
+    assert [r["status"] for r in results] == statuses
+    assert all(r["error"]["detail"] for r in results if r["status"] >= 400)
+    stored = (await client.get(f"{URL}/{raced['_id']}", headers=user.headers)).json()
+    assert stored["title"] == "Theirs" and "year" not in stored and stored["_version"] == 2
+    stored = (await client.get(f"{URL}/{other['_id']}", headers=user.headers)).json()
+    assert stored["year"] == other_year
+
+
+async def test_updates_after_a_failed_write_of_their_document_are_not_attempted(
+    client: AsyncClient,
+) -> None:
+    _, user = await _setup(client)
+    await _create(client, user, {"title": "A", "isbn": "1"})
+    doc = await _create(client, user, {"title": "B"})
+    operations = [
+        {"update": {"id": doc["_id"], "patch": {"isbn": "1"}}},
+        {"update": {"id": doc["_id"], "patch": {"year": 2}}},
+    ]
+    results = _results(await _bulk(client, user, operations, ordered=False))
+    assert [r["status"] for r in results] == [409, 424]
+    stored = (await client.get(f"{URL}/{doc['_id']}", headers=user.headers)).json()
+    assert stored == doc
