@@ -1,4 +1,4 @@
-"""Five fixes to neosqlite and nx-27017, applied only inside the embedded stand-in's own process.
+"""Six fixes to neosqlite and nx-27017, applied only inside the embedded stand-in's own process.
 
 `python -m api.embedded_fixes <nx-27017 arguments>` applies them, then runs nx-27017. The first
 three let keyset pages (`{"_owner": x, "_id": {"$gt": oid}}` sorted on `_id`, limited) run as one
@@ -32,6 +32,9 @@ D. (`api/embedded_await_data.py`) holds a change stream's empty getMore until an
 E. (`api/embedded_joins.py`) refuses a `$lookup` with a pipeline where neosqlite would run it in
    Python, which skips the pipeline and with it the joined collection's rule filter.
 
+F. (`api/embedded_replies.py`) answers an error when a command's result cannot be encoded, where
+   nx-27017 sends nothing and leaves the client's connection waiting for ever.
+
 A-C reach into neosqlite's internals and D into nx-27017's, so each applies only to the exact
 version it was written and tested against (neosqlite 1.17.2, nx-27017 0.8.1); with any other the
 stand-in runs without it (correct, only slower), and logs that it does.
@@ -44,7 +47,7 @@ import sys
 from importlib import metadata
 from typing import Any
 
-from api import embedded_await_data, embedded_joins
+from api import embedded_await_data, embedded_joins, embedded_replies
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +68,13 @@ def installed_version() -> str | None:
 
 
 def apply() -> bool:
-    """Applies each fix whose guard lets it (A-C on neosqlite's version, D on nx-27017's, E if
-    what it wraps is there); whether all of them were."""
+    """Applies each fix whose guard lets it (A-C on neosqlite's version, D on nx-27017's, E and F
+    if what they wrap is there); whether all of them were."""
     held = embedded_await_data.apply()
     joins = embedded_joins.apply()
+    replies = embedded_replies.apply()
     keyset = _apply_keyset_fixes()
-    return keyset and held and joins
+    return keyset and held and joins and replies
 
 
 def _apply_keyset_fixes() -> bool:

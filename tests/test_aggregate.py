@@ -1,5 +1,6 @@
 """POST /v1/collections/{c}/aggregate: pipelines run behind the caller's rules, results capped."""
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -635,3 +636,16 @@ async def test_lookup_on_the_owner_from_a_public_collection_joins_only_the_calle
     text = response.text.replace(" ", "")
     assert "theirs" not in text and "T-" not in text
     assert '"n":1' not in text
+
+
+async def test_a_result_the_database_cannot_encode_is_answered_not_left_waiting(
+    client: AsyncClient, spent: None, alice: Account
+) -> None:
+    # 10**400 fits no BSON number: MongoDB answers with a double or an error, and so must the
+    # stand-in rather than leave the connection waiting for a reply that never comes.
+    pipeline = [{"$limit": 1}, {"$project": {"x": {"$pow": [10, 400]}}}]
+    async with asyncio.timeout(30):
+        response = await aggregate(client, "expenses", pipeline, alice)
+    assert response.status_code in (200, 400), response.text
+    # The connection it used serves the next request.
+    assert (await aggregate(client, "expenses", SUM, alice)).status_code == 200
