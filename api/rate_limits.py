@@ -2,7 +2,9 @@
 
 A process adds its requests to the shared counter in batches while the caller is far from the
 limit (under half of it, and at least once a second), and on every request once near it: far
-from the limit a request costs no database round trip, near it the count is exact.
+from the limit a request costs no database round trip, near it the count is exact. Small limits
+(sign-in, sign-up, token refresh: tens a minute) are counted exactly from the first request, as
+each of N processes holding back half of one would let N/2 times it through.
 """
 
 import math
@@ -16,6 +18,8 @@ from documents.rate_limits import RateCounter
 
 # How long a process may hold counts back from the shared counter.
 FLUSH_SECONDS = 1.0
+# Limits of at most this many requests a window are never held back.
+EXACT_UP_TO = 100
 # Past this many keys, the entries of finished windows are forgotten.
 MAX_LOCAL_KEYS = 10_000
 
@@ -54,8 +58,10 @@ async def hit(key: str, limit: Limit, cost: int = 1) -> None:
     if tally is None or tally.window != window:
         _forget_finished_windows(now)
         tally = _tallies[(key, limit.window)] = _Tally(window, flushed_at=now)
-    if 2 * (tally.shared + tally.held + cost) <= limit.requests and (
-        now - tally.flushed_at < FLUSH_SECONDS
+    if (
+        limit.requests > EXACT_UP_TO
+        and 2 * (tally.shared + tally.held + cost) <= limit.requests
+        and now - tally.flushed_at < FLUSH_SECONDS
     ):
         tally.held += cost
         return
