@@ -9,9 +9,12 @@ goes further: guards for an increment sent without reading the document at all.
 import math
 import sys
 from collections.abc import Mapping
+from datetime import datetime
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
+
+from bson import ObjectId
 
 from api.fields import FieldSpec
 from api.value_checks import INT64_MAX, INT64_MIN
@@ -76,7 +79,7 @@ def grow_guard(path: str, item: Any, name: str, sub: dict) -> tuple[list[dict], 
     """push / add_to_set: room left under maxItems, and no duplicate under uniqueItems."""
     guards: list[dict] = []
     # MongoDB query equality on arrays, objects and null does not match JSON equality.
-    plain = isinstance(item, str | int | float)
+    plain = isinstance(item, str | int | float | datetime | ObjectId)
     if sub.get("minItems", 0) > 1:  # an array removed meanwhile would be recreated too short
         guards.append({path: {"$exists": True}})
     limit = sub.get("maxItems")

@@ -10,10 +10,12 @@ import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from api.field_op_guards import ancestor_guards, grow_guard, inc_guard, subschema
 from api.fields import FieldSpec
+from api.filter_values import FilterError, convert_value
 from api.value_checks import INT64_MAX, INT64_MIN
 
 OPERATORS = {"inc": "$inc", "push": "$push", "pull": "$pull", "add_to_set": "$addToSet"}
@@ -77,6 +79,7 @@ def parse_ops(
                 errors.append({"loc": loc, "msg": f"{name} applies only to array fields"})
             else:
                 _check_item(value, loc, 0, errors)
+                changes[path] = _as_stored_item(value, spec.items)
             seen.setdefault(path, name)
     if errors:
         raise OpsError(errors)
@@ -163,6 +166,22 @@ def _increment(value: object, spec: FieldSpec, loc: list, errors: list[dict]) ->
         else:  # JSON does not tell 3 from 3.0, as elsewhere in the schema layer
             return int(value)
     return value
+
+
+def _as_stored_item(value: object, items: FieldSpec | None) -> object:
+    """A date-time or ObjectId string as the array holds it, so that the update's guards, the
+    presence check of add_to_set and pull compare it with the stored items like with like."""
+    if items is None or not isinstance(value, str):
+        return value
+    if "objectid" not in items.types and items.format != "date-time":
+        return value
+    try:
+        stored = convert_value(value, items, "")
+    except FilterError:
+        return value  # validating the result explains what is wrong with it
+    if isinstance(stored, datetime):  # BSON keeps milliseconds
+        stored = stored.replace(microsecond=stored.microsecond // 1000 * 1000)
+    return stored
 
 
 def _check_item(value: object, loc: list, depth: int, errors: list[dict]) -> None:
