@@ -6,6 +6,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
 
+from api.routes import collections as routes
 from tests.factories import Account, admin, create_collection, register
 
 PROBLEM = "application/problem+json"
@@ -460,3 +461,42 @@ async def test_an_owner_index_of_an_older_shape_is_replaced_when_the_indexes_cha
     assert await _index_keys(app, "books") == [[("_id", 1)], owner_id, [("year", 1)]]
     listed = await client.get("/v1/collections/books/documents", headers=user.headers)
     assert [item["title"] for item in listed.json()["items"]] == ["Dune"]
+
+
+async def test_losing_a_race_to_change_the_indexes_leaves_the_winners_built(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boss = await admin(client)
+    pair = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}}
+    await create_collection(client, boss, "pairs", pair)
+    real = routes.apply_indexes
+    raced = False
+
+    async def racing(collection: Any, previous: Any = None) -> None:
+        # Another admin's change runs whole while this one is between its read and its write.
+        nonlocal raced
+        if not raced:
+            raced = True
+            winner = await client.patch(
+                "/v1/collections/pairs",
+                json={"indexes": [{"fields": ["b"], "unique": True}]},
+                headers=boss.headers,
+            )
+            assert winner.status_code == 200, winner.text
+        await real(collection, previous)
+
+    monkeypatch.setattr(routes, "apply_indexes", racing)
+    loser = await client.patch(
+        "/v1/collections/pairs",
+        json={"indexes": [{"fields": ["a"], "unique": True}]},
+        headers=boss.headers,
+    )
+    monkeypatch.undo()
+    _assert_problem(loser, 409)
+    documents = "/v1/collections/pairs/documents"
+    for status in (201, 409):  # the winner's unique index holds
+        response = await client.post(documents, json={"b": "same"}, headers=boss.headers)
+        assert response.status_code == status, response.text
+    for b in ("one", "two"):  # and the loser's is gone
+        response = await client.post(documents, json={"a": "same", "b": b}, headers=boss.headers)
+        assert response.status_code == 201, response.text

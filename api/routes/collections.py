@@ -107,6 +107,8 @@ async def update_collection(
             {**definition.model_dump(by_alias=True, exclude={"id"}), **update},
         )
     if result.matched_count == 0:
+        if "indexes" in changes:
+            await _restore_indexes(definition, replacement)
         raise Problem(409, "The collection was changed meanwhile; read it and try again")
     changed = await CollectionDef.get(definition.id)
     assert changed is not None
@@ -118,6 +120,14 @@ async def update_collection(
         detail={"changed": sorted(changes), "version": changed.version},
     )
     return CollectionPublic.model_validate(changed)
+
+
+async def _restore_indexes(read: CollectionDef, attempted: CollectionDef) -> None:
+    """After losing the race to change a definition: its indexes were synced to the attempted
+    one, which dropped any the winner had built; they are made the winner's again."""
+    current = await CollectionDef.get(read.id)
+    if current is not None:
+        await apply_indexes(bind(current), previous=attempted)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
