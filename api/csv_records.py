@@ -120,7 +120,9 @@ def convert_cell(text: str, types: frozenset[str]) -> Any:
     numeric = bool(types & {"integer", "number"})
     if "boolean" in types and lowered in _BOOLEANS and not (numeric and lowered in ("1", "0")):
         return _BOOLEANS[lowered]
-    if types & {"integer", "number"} and _INTEGER.fullmatch(text):
+    # Past 19 digits no integer fits BSON's 64 bits; and int() of one past 4,300 would fail
+    # with Python's own message. Either is left to the checks below and the schema's.
+    if types & {"integer", "number"} and len(text) <= 20 and _INTEGER.fullmatch(text):
         return int(text)
     if "number" in types and _NUMBER.fullmatch(text):
         number = float(text)

@@ -39,6 +39,15 @@ def test_a_cell_that_fits_no_type_is_refused() -> None:
         convert_cell("x", frozenset({"integer"}))
 
 
+def test_an_integer_cell_of_thousands_of_digits_is_refused_in_the_services_words() -> None:
+    digits = "9" * 5000
+    with pytest.raises(ValueError, match="is not an integer") as refused:
+        convert_cell(digits, frozenset({"integer"}))
+    assert "sys." not in str(refused.value)
+    assert convert_cell("-9223372036854775808", frozenset({"integer"})) == -(2**63)
+    assert convert_cell("1" + "0" * 30, frozenset({"number"})) == 1e30
+
+
 async def test_a_header_wider_than_the_column_limit_refuses_the_body() -> None:
     header = ",".join(f"c{index}" for index in range(1001))
     with pytest.raises(BodyRefused) as refused:
