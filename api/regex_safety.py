@@ -9,6 +9,9 @@ import re
 # The prefix of a `(?...)` group: flags, non-capturing, lookaround, atomic or named.
 _GROUP_PREFIX = re.compile(r"\(\?(?:([aiLmsux-]*)[:)]|[=!>]|<[=!]|P<\w+>)")
 _BOUND = re.compile(r"\{\d*(?:,\d*)?\}", re.ASCII)
+# Each unbounded repetition (`*`, `+`, `{n,}`) that can backtrack over the same text raises the
+# degree of a failed match's cost: `a*a*a*a*a*a*a*a*b` took 13 s over forty characters.
+MAX_UNBOUNDED = 3
 
 
 def regex_risk(pattern: str) -> str | None:
@@ -26,12 +29,13 @@ def regex_risk(pattern: str) -> str | None:
 
 def _backtracking_risk(pattern: str) -> str | None:
     """Spots the shapes that backtrack exponentially: a repeated group that itself repeats or
-    branches, like `(a+)+` or `(a|aa)*`, and backreferences. Errs on the side of refusing.
+    branches, like `(a+)+` or `(a|aa)*`, and backreferences; and more unbounded repetitions than
+    MAX_UNBOUNDED, whose failed matches grow as a power of the text. Errs on refusing.
 
     Only sees patterns `re` compiled, so groups and classes are balanced.
     """
     risky = [False]  # per open group: holds a quantifier or an alternation
-    i, after_group = 0, False
+    i, after_group, unbounded = 0, False, 0
     while i < len(pattern):
         char, follows_group, after_group = pattern[i], after_group, False
         if char == "\\":
@@ -66,7 +70,13 @@ def _backtracking_risk(pattern: str) -> str | None:
                 return "a repeated group must not itself repeat or alternate"
             risky[-1] = True
             if char == "{":
-                i = pattern.index("}", i)
+                end = pattern.index("}", i)
+                unbounded += pattern[end - 1] == ","
+                i = end
+            else:
+                unbounded += char != "?"
+            if unbounded > MAX_UNBOUNDED:
+                return f"at most {MAX_UNBOUNDED} unbounded repetitions (*, +, {{n,}}) are allowed"
             if pattern[i + 1 : i + 2] in ("?", "+"):  # lazy or possessive suffix
                 i += 1
         elif char == "|":

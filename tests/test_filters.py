@@ -310,6 +310,16 @@ def test_nested_quantifier_regex_refused(pattern: str) -> None:
     refused({"title": {"$regex": pattern}}, "repeated group")
 
 
+@pytest.mark.parametrize("pattern", ["a*a*a*a*a*a*a*a*b", "a+b+c+d+", "x{1,}y*z*w+", ".*.*.*.*"])
+def test_more_than_three_unbounded_repetitions_are_refused(pattern: str) -> None:
+    refused({"title": {"$regex": pattern}}, "at most 3 unbounded repetitions")
+
+
+@pytest.mark.parametrize("pattern", ["^.*dune.*messiah.*$", "a?b?c?d?e?", "a{1,9}b{2}c{3,4}d*"])
+def test_three_unbounded_repetitions_or_bounded_ones_are_accepted(pattern: str) -> None:
+    assert check_filter({"title": {"$regex": pattern}}, FIELDS)["title"]["$regex"] == pattern
+
+
 @pytest.mark.parametrize("pattern", [r"(a)\1", "(?P<w>a)(?P=w)", "(a)?(?(1)b|c)"])
 def test_backreference_regex_refused(pattern: str) -> None:
     refused({"title": {"$regex": pattern}}, "backreferences are not allowed")
