@@ -104,11 +104,15 @@ def _login_rows(
     lag_before = loop_lag_buckets(api.base_url)
     sign_in = Load("POST", ["/v1/auth/login"], JSON, credentials)
     with StallProbe(api.port) as probe:
-        clocks = {"database": database.cpu_seconds, "event loop": api.main_thread_cpu_seconds}
+        clocks = {
+            "database": database.cpu_seconds,
+            "event loop": api.main_thread_cpu_seconds,
+            "steal": machine.steal_seconds,
+        }
         login = measure(wrk, api, sign_in, seconds, also=clocks)
     stalls = probe.stalls()
     hash_ms = _hash_ms(ceiling)
-    notes.append(_login_budget(login, ceiling))
+    notes.append(_login_budget(login, ceiling) + _stolen(login.also.get("steal"), seconds))
     lag = loop_lag_between(lag_before, loop_lag_buckets(api.base_url))
     share = login.load.per_second / ceiling
     return [
@@ -160,6 +164,14 @@ def _login_rows(
 def _hash_ms(ceiling: float) -> float:
     """One hash's CPU, in milliseconds: the ceiling keeps every core hashing."""
     return (os.cpu_count() or 1) / ceiling * 1000
+
+
+def _stolen(seconds_stolen: float | None, seconds: float) -> str:
+    """The share of the cores the hypervisor kept from this machine over `seconds`, as a note."""
+    if seconds_stolen is None or seconds <= 0:
+        return ""
+    share = seconds_stolen / (seconds * (os.cpu_count() or 1))
+    return f" The hypervisor kept {share:.0%} of the cores' time from this machine (steal)."
 
 
 def _login_budget(login: Measurement, ceiling: float) -> str:
@@ -279,7 +291,7 @@ def run(scale: Scale, pacing: Pacing, command: str, groups: set[str]) -> int:
     except LoadGeneratorMissing as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
-    started = time.monotonic()
+    started, stolen = time.monotonic(), machine.steal_seconds()
     name = f"cabinet_bench_{secrets.token_hex(4)}"
     database = Database.start()
     servers: list[Server] = []
@@ -323,7 +335,10 @@ def run(scale: Scale, pacing: Pacing, command: str, groups: set[str]) -> int:
         for server in reversed(servers):
             server.stop()
         database.stop()
-    notes.append(f"Whole run: {time.monotonic() - started:.0f} s.")
+    took = time.monotonic() - started
+    stolen_now = machine.steal_seconds()
+    steal = None if stolen is None or stolen_now is None else stolen_now - stolen
+    notes.append(f"Whole run: {took:.0f} s.{_stolen(steal, took)}")
     print(plain_text(rows))
     for note in notes:
         print(note)

@@ -23,3 +23,11 @@ def describe() -> str:
         f"{os.cpu_count()} cores ({cpu_model()}), {memory:.0f} GiB memory, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
     )
+
+
+def steal_seconds() -> float | None:
+    """CPU time, over all cores since boot, that the hypervisor gave to other machines (steal):
+    on a shared host it takes turns from every process here, whatever they are. None where the
+    system does not count it."""
+    stolen: float | None = getattr(psutil.cpu_times(), "steal", None)
+    return stolen
