@@ -17,6 +17,7 @@ from api.field_op_guards import ancestor_guards, grow_guard, inc_guard, subschem
 from api.fields import FieldSpec
 from api.filter_values import FilterError, convert_value
 from api.value_checks import INT64_MAX, INT64_MIN
+from documents.users import to_milliseconds
 
 OPERATORS = {"inc": "$inc", "push": "$push", "pull": "$pull", "add_to_set": "$addToSet"}
 MAX_PATHS = 100
@@ -180,7 +181,7 @@ def _as_stored_item(value: object, items: FieldSpec | None) -> object:
     except FilterError:
         return value  # validating the result explains what is wrong with it
     if isinstance(stored, datetime):  # BSON keeps milliseconds
-        stored = stored.replace(microsecond=stored.microsecond // 1000 * 1000)
+        stored = to_milliseconds(stored)
     return stored
 
 

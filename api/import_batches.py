@@ -21,6 +21,7 @@ from api.document_writes import as_stored, new_document, successor
 from api.import_formats import Record
 from api.rules import caller_id
 from api.schemas import DocumentInvalid
+from documents.users import to_milliseconds
 
 BATCH_SIZE = 1000
 MAX_LISTED_ERRORS = 100
@@ -53,7 +54,7 @@ def _key_of(value: Any) -> Hashable:
     # True == 1 in Python but not in MongoDB, so booleans are kept apart from numbers. Dates are
     # taken to the millisecond, as the server keeps them, so a row finds the one it stored.
     if isinstance(value, datetime):
-        value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+        value = to_milliseconds(value)
     return (type(value) is bool, value)
 
 

@@ -12,10 +12,14 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 ADMIN_ROLE = "admin"
 
 
+def to_milliseconds(moment: datetime) -> datetime:
+    """`moment` as MongoDB keeps it: to the millisecond."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def utc_now() -> datetime:
-    # MongoDB keeps milliseconds; truncating here makes what we return equal what we store.
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    # Truncated here, what we return equals what we store.
+    return to_milliseconds(datetime.now(UTC))
 
 
 class User(Document):
