@@ -3,9 +3,9 @@
     python -m bench [--scale small|full] [--duration SECONDS] [--rounds N] [--only GROUP ...]
 
 Starts the database (the embedded stand-in, or CABINET_MONGODB_URL), the API with one worker and
-the baseline app, seeds data through the API, drives each scenario with wrk (Cabinet and its
-reference in turn, round after round), prints the table and writes it to
-bench/results/latest.md.
+the baseline app, seeds data through the API, drives each scenario with wrk (Cabinet and the
+baseline loaded at once, round after round; the cursor's two pages in turn), prints the table
+and writes it to bench/results/latest.md.
 """
 
 import argparse
@@ -29,7 +29,7 @@ from bench.dataset import READER_EMAIL, READER_PASSWORD, Dataset, prepare
 from bench.import_load import import_raw, import_through_api, ndjson_rows
 from bench.loadgen import Load, LoadGeneratorMissing, find_wrk
 from bench.login_load import StallProbe, argon2_ceiling, loop_lag_between, loop_lag_buckets
-from bench.measure import Measurement, Rounds, measure, side_by_side
+from bench.measure import Measurement, Rounds, at_once, measure, side_by_side
 from bench.report import Figures, Row, cpu_row, markdown, plain_text
 from bench.scenarios import JSON, request_scenarios
 from bench.servers import Database, Server, start_api, start_baseline
@@ -77,8 +77,8 @@ def _request_rows(
 ) -> list[Row]:
     rows, spreads = [], []
     for scenario in request_scenarios(data):
-        _say(f"{scenario.name}: Cabinet and the baseline in turn, {pacing.rounds} rounds")
-        cabinet, reference = side_by_side(
+        _say(f"{scenario.name}: Cabinet and the baseline at once, {pacing.rounds} rounds")
+        cabinet, reference = at_once(
             wrk,
             (api, scenario.cabinet),
             (baseline, scenario.baseline),
@@ -296,12 +296,13 @@ def run(scale: Scale, pacing: Pacing, command: str, groups: set[str]) -> int:
     database = Database.start()
     servers: list[Server] = []
     notes = [
-        f"wrk, 8 connections on 2 threads, {pacing.seconds} s per run after a 1 s warm-up; "
-        f"a request scenario's two sides and the two cursor pages run in turn, {pacing.rounds} "
-        "runs each, and their figures are the runs summed (latencies: the run with the median "
-        f"p50's); the login load runs once, for {pacing.seconds * pacing.rounds} s. CPU is the "
-        "server process's user + system time over its runs, per 1,000 requests (per 1,000 rows "
-        "for the import).",
+        f"wrk, 8 connections on 2 threads. A request scenario loads Cabinet and the baseline at "
+        f"once, each with its own wrk of 4 connections on 1 thread, {pacing.rounds} rounds of "
+        f"{pacing.seconds} s after a 1 s warm-up; the two cursor pages run in turn, "
+        f"{pacing.rounds} runs each of {pacing.seconds} s after a 1 s warm-up; a side's figures "
+        "are its runs summed (latencies: the run with the median p50's). The login load runs "
+        f"once, for {pacing.seconds * pacing.rounds} s. CPU is the server process's user + "
+        "system time over its runs, per 1,000 requests (per 1,000 rows for the import).",
     ]
     try:
         with tempfile.TemporaryDirectory(prefix="cabinet-bench-") as directory:
@@ -351,10 +352,8 @@ def run(scale: Scale, pacing: Pacing, command: str, groups: set[str]) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
-    parser.add_argument("--duration", type=int, default=3, help="seconds per measured run")
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="runs of each side of a comparison, in turn"
-    )
+    parser.add_argument("--duration", type=int, default=2, help="seconds per measured run")
+    parser.add_argument("--rounds", type=int, default=6, help="runs of each side of a comparison")
     parser.add_argument(
         "--only", nargs="+", choices=GROUPS, default=GROUPS, help="scenario groups to run"
     )

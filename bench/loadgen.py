@@ -102,16 +102,18 @@ def lua_script(load: Load) -> str:
     )
 
 
-def run_wrk(wrk: str, base_url: str, load: Load, seconds: int) -> LoadResult:
-    """Runs wrk for `seconds` against `base_url`; fails if any request errored or was not 2xx."""
+def run_wrk(wrk: str, base_url: str, load: Load, seconds: int, share: int = 1) -> LoadResult:
+    """Runs wrk for `seconds` against `base_url`; fails if any request errored or was not 2xx.
+
+    `share`: how many wrk processes run at once, splitting the connections and threads."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-") as script:
         script.write(lua_script(load))
         script.flush()
         completed = subprocess.run(
             [
                 wrk,
-                f"--threads={THREADS}",
-                f"--connections={CONNECTIONS}",
+                f"--threads={max(1, THREADS // share)}",
+                f"--connections={max(1, CONNECTIONS // share)}",
                 f"--duration={seconds}s",
                 "--timeout=30s",
                 f"--script={Path(script.name)}",
