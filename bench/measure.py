@@ -68,51 +68,39 @@ class Rounds:
         return Measurement(load, sum(run.cpu_seconds for run in self.runs))
 
 
-def side_by_side(
-    wrk: str,
-    first: tuple[Server, Load],
-    second: tuple[Server, Load],
-    seconds: int,
-    rounds: int,
-) -> tuple[Rounds, Rounds]:
+# A server and the load it takes; the two sides' rounds.
+Side = tuple[Server, Load]
+Both = tuple[Rounds, Rounds]
+
+
+def side_by_side(wrk: str, first: Side, second: Side, seconds: int, rounds: int) -> Both:
     """Each server measured `rounds` times, the two in turn: a shared machine's load that
     changes over the minutes of a run then falls on both alike, rather than on whichever
     happened to run while it lasted."""
-    runs: tuple[list[Measurement], list[Measurement]] = ([], [])
-    for _ in range(rounds):
-        runs[0].append(measure(wrk, *first, seconds))
-        runs[1].append(measure(wrk, *second, seconds))
-    return Rounds(runs[0]), Rounds(runs[1])
+    return _rounds(rounds, lambda: (measure(wrk, *first, seconds), measure(wrk, *second, seconds)))
 
 
-def at_once(
-    wrk: str,
-    first: tuple[Server, Load],
-    second: tuple[Server, Load],
-    seconds: int,
-    rounds: int,
-) -> tuple[Rounds, Rounds]:
+def at_once(wrk: str, first: Side, second: Side, seconds: int, rounds: int) -> Both:
     """Both servers loaded at the same time, each by its own wrk with half the connections,
     `rounds` times over: each round's two CPU times cover the same seconds of the machine.
 
     On a shared host the CPU time a request takes moves with the neighbours' load from one
-    second to the next (by 10-17 % between runs of a few seconds here, with no steal counted),
-    and runs taken in turn each catch their own seconds of it; loaded together, both sides
-    catch the same. A round's ratio then moves by ~0.05 where runs in turn moved by ~0.2.
+    second to the next (by 10-17 % between runs of a few seconds on the machine of
+    docs/performance.md, with no steal counted), and runs taken in turn each catch their own
+    seconds of it; loaded together, both sides catch the same. A round's ratio then moves by
+    ~0.05 where runs in turn moved by ~0.2.
     """
+    _together(wrk, first, second, WARM_UP_SECONDS)
+    return _rounds(rounds, lambda: _together(wrk, first, second, seconds))
+
+
+def _rounds(rounds: int, take: Callable[[], tuple[Measurement, Measurement]]) -> Both:
+    taken = [take() for _ in range(rounds)]
+    return Rounds([ours for ours, _ in taken]), Rounds([theirs for _, theirs in taken])
+
+
+def _together(wrk: str, first: Side, second: Side, seconds: int) -> tuple[Measurement, Measurement]:
     pair = (first, second)
-    _together(wrk, pair, WARM_UP_SECONDS)
-    runs: tuple[list[Measurement], list[Measurement]] = ([], [])
-    for _ in range(rounds):
-        ours, theirs = _together(wrk, pair, seconds)
-        runs[0].append(ours)
-        runs[1].append(theirs)
-    return Rounds(runs[0]), Rounds(runs[1])
-
-
-def _together(
-    wrk: str, pair: tuple[tuple[Server, Load], tuple[Server, Load]], seconds: int
-) -> tuple[Measurement, Measurement]:
     before = [server.cpu_seconds() for server, _ in pair]
     with ThreadPoolExecutor(len(pair)) as pool:
         loads = [
