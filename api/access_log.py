@@ -8,7 +8,7 @@ from typing import Any
 from starlette.types import Scope
 
 from api.logs import EVENTS, Event
-from api.metrics import observe
+from api.metrics import observe, route_label
 
 # How late a request may be logged and counted, as nginx's `access_log … flush=`; a process
 # killed outright loses at most this much of its log. Shutdown and a scrape write what waits.
@@ -20,11 +20,25 @@ MAX_PENDING = 256
 
 @dataclass(frozen=True, slots=True)
 class Answered:
-    scope: Scope
+    method: str
+    path: str
+    route: str  # the metrics' label: the path with its parameters named
     request_id: str
     status: int
     seconds: float
     ended: float  # from time.time()
+
+    @classmethod
+    def of(
+        cls, scope: Scope, request_id: str, status: int, seconds: float, ended: float
+    ) -> "Answered":
+        """What the log and the metrics keep of a request. Not its scope: that holds the
+        request's objects (its state, body, dependencies' values), which would then outlive it
+        until the flush, for the garbage collector to trace and promote to its older
+        generations. Kept, they cost served requests 1-3 % more CPU (get, create, inc)."""
+        return cls(
+            scope["method"], scope["path"], route_label(scope), request_id, status, seconds, ended
+        )
 
 
 class AccessLog:
@@ -54,7 +68,7 @@ class AccessLog:
         for answered in pending:
             # One request that cannot be counted or logged costs the others nothing.
             try:
-                observe(answered.scope, answered.status, answered.seconds)
+                observe(answered.method, answered.route, answered.status, answered.seconds)
                 if logged:
                     lines.append((answered.ended, _fields(answered)))
             except Exception as error:
@@ -85,8 +99,8 @@ class AccessLog:
 def _fields(answered: Answered) -> dict[str, Any]:
     return {
         "request_id": answered.request_id,
-        "method": answered.scope["method"],
-        "path": answered.scope["path"],
+        "method": answered.method,
+        "path": answered.path,
         "status": answered.status,
         "ms": round(answered.seconds * 1000, 1),
     }

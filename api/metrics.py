@@ -80,9 +80,10 @@ Series = tuple[Counter, Histogram]  # a request's counter and latency histogram,
 _series: dict[tuple[str, str, int], Series] = {}
 
 
-def observe(scope: Scope, status: int, seconds: float) -> None:
-    method = scope["method"] if scope["method"] in METHODS else "OTHER"
-    key = (method, route_label(scope), status)
+def observe(method: str, route: str, status: int, seconds: float) -> None:
+    """Counts a request answered: `route` is its `route_label`."""
+    method = method if method in METHODS else "OTHER"
+    key = (method, route, status)
     series = _series.get(key)
     if series is None:  # labelling takes a lock and builds the key anew: once per series
         series = (REQUESTS.labels(method, key[1], str(status)), LATENCY.labels(method, key[1]))

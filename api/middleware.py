@@ -85,7 +85,7 @@ class RequestContextMiddleware:
                 await send({"type": "http.response.body", "body": body})
         finally:
             took = time.perf_counter() - started
-            self.access_log.add(Answered(scope, request_id, status, took, time.time()))
+            self.access_log.add(Answered.of(scope, request_id, status, took, time.time()))
 
 
 def _with_headers(

@@ -4,22 +4,25 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from prometheus_client import REGISTRY
+from starlette.types import Receive, Scope, Send
 
 from api import access_log as access_log_module
 from api.access_log import FLUSH_INTERVAL, MAX_PENDING, AccessLog, Answered
 from api.logs import JsonFormatter
+from api.middleware import RequestContextMiddleware
 from tests.factories import eventually, register
 
 
-def _answered(request_id: str, ended: float | None = None, path: str = "/v1/health") -> Answered:
-    scope: dict[str, Any] = {"method": "GET", "path": path, "path_params": {}}
-    return Answered(scope, request_id, 200, 0.001, time.time() if ended is None else ended)
+def _answered(request_id: str, ended: float | None = None, status: int = 200) -> Answered:
+    scope: dict[str, Any] = {"method": "GET", "path": "/v1/health", "path_params": {}}
+    return Answered.of(scope, request_id, status, 0.001, time.time() if ended is None else ended)
 
 
 def _lines(caplog: pytest.LogCaptureFixture, request_id: str) -> list[dict[str, Any]]:
@@ -61,6 +64,38 @@ async def test_each_request_is_logged_once_with_its_id_status_and_duration(
         assert (line["method"], line["path"], line["status"]) == (method, path, status)
         assert line["level"] == "info" and line["logger"] == "cabinet"
         assert isinstance(line["ms"], float) and line["ms"] >= 0
+
+
+async def test_what_waits_to_be_logged_holds_nothing_of_its_request(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    """A request's objects are freed when it ends, not at the flush: kept until then, they are
+    traced by the collector and promoted to its older generations."""
+    app.state.access_log.flush()
+    account = await register(client)
+    held: list[weakref.ref] = []
+
+    class Belonging:
+        """Something of the request's own, in its scope's state."""
+
+    async def keep_watch(scope: Scope, receive: Receive, send: Send) -> None:
+        belonging = Belonging()
+        held.append(weakref.ref(belonging))
+        scope["state"]["belonging"] = belonging
+        await inner(scope, receive, send)
+
+    context: Any = app.middleware_stack
+    while not isinstance(context, RequestContextMiddleware):
+        context = context.app
+    inner = context.app
+    context.app = keep_watch
+    try:
+        response = await client.get("/v1/auth/me", headers=account.headers)
+    finally:
+        context.app = inner
+    assert response.status_code == 200
+    assert app.state.access_log.pending, "flushed already: nothing to check"
+    assert held and held[0]() is None
 
 
 async def test_lines_are_written_within_the_flush_interval_without_being_asked(
@@ -144,14 +179,14 @@ def test_a_request_that_cannot_be_counted_costs_the_others_nothing(
 ) -> None:
     caplog.set_level(logging.INFO)
 
-    def observe(scope: Any, status: int, seconds: float) -> None:
-        if scope["path"] == "/v1/broken":
+    def observe(method: str, route: str, status: int, seconds: float) -> None:
+        if status == 503:
             raise OSError("the metrics directory is gone")
 
     monkeypatch.setattr(access_log_module, "observe", observe)
     access_log = AccessLog(logging.getLogger("cabinet"))
     access_log.add(_answered("access-log-before"))
-    access_log.add(_answered("access-log-broken", path="/v1/broken"))
+    access_log.add(_answered("access-log-broken", status=503))
     access_log.add(_answered("access-log-after"))
     access_log.flush()
     assert len(_lines(caplog, "access-log-before")) == 1
@@ -186,7 +221,7 @@ async def test_the_flusher_outlives_a_failing_batch(
     caplog.set_level(logging.INFO)
     failures = iter([OSError("once")])
 
-    def observe(scope: Any, status: int, seconds: float) -> None:
+    def observe(method: str, route: str, status: int, seconds: float) -> None:
         if (error := next(failures, None)) is not None:
             raise error
 
