@@ -87,8 +87,8 @@ def at_once(wrk: str, first: Side, second: Side, seconds: int, rounds: int) -> B
     On a shared host the CPU time a request takes moves with the neighbours' load from one
     second to the next (by 10-17 % between runs of a few seconds on the machine of
     docs/performance.md, with no steal counted), and runs taken in turn each catch their own
-    seconds of it; loaded together, both sides catch the same. A round's ratio then moves by
-    ~0.05 where runs in turn moved by ~0.2.
+    seconds of it; loaded together, both sides catch the same. The rounds' ratios then have a
+    standard deviation of ~0.05, where in turn they had 0.14-0.38.
     """
     _together(wrk, first, second, WARM_UP_SECONDS)
     return _rounds(rounds, lambda: _together(wrk, first, second, seconds))
