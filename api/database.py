@@ -2,7 +2,6 @@
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC
 
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
@@ -12,10 +11,11 @@ from documents import MODELS
 
 
 async def connect(url: str, database: str) -> AsyncMongoClient:
+    # Dates come back aware, in UTC as bson's own `utc`: asking for `datetime.UTC` instead makes
+    # the decoder convert every date it reads (~0.6 µs each, ~2 % of a page of 50 documents).
     client: AsyncMongoClient = AsyncMongoClient(
         url,
         tz_aware=True,
-        tzinfo=UTC,
         appname="cabinet",
         uuidRepresentation="standard",
         serverSelectionTimeoutMS=10_000,

@@ -4,13 +4,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
+from bson.tz_util import utc as bson_utc  # what the driver reads dates in
 
 SYSTEM_KEYS = ("_id", "_owner", "_created", "_updated", "_version")
 
 
 def iso(moment: datetime) -> str:
     """To the millisecond, `Z` for UTC; a naive moment is taken as UTC, as stored dates are."""
-    if moment.tzinfo is not None and moment.tzinfo is not UTC:
+    if moment.tzinfo is not None and moment.tzinfo is not UTC and moment.tzinfo is not bson_utc:
         moment = moment.astimezone(UTC)
     text = moment.isoformat()  # with `timespec`, or after `replace`, it is several times slower
     if moment.tzinfo is not None:
