@@ -11,9 +11,7 @@ and writes it to bench/results/latest.md.
 import argparse
 import json
 import os
-import secrets
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,18 +19,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from pymongo import MongoClient
 
 from bench import machine
 from bench.cursor_walk import DEPTH, walk
-from bench.dataset import READER_EMAIL, READER_PASSWORD, Dataset, prepare
+from bench.dataset import READER_EMAIL, READER_PASSWORD, Dataset
 from bench.import_load import import_raw, import_through_api, ndjson_rows
 from bench.loadgen import Load, LoadGeneratorMissing, find_wrk
 from bench.login_load import StallProbe, argon2_ceiling, loop_lag_between, loop_lag_buckets
 from bench.measure import Measurement, Rounds, at_once, measure, side_by_side
 from bench.report import Figures, Row, cpu_row, markdown, plain_text
 from bench.scenarios import JSON, request_scenarios
-from bench.servers import Database, Server, start_api, start_baseline
+from bench.servers import Database, Server
+from bench.stage import staged
 
 RESULTS = Path(__file__).parent / "results" / "latest.md"
 CPU_LIMIT = 1.5
@@ -292,9 +290,7 @@ def run(scale: Scale, pacing: Pacing, command: str, groups: set[str]) -> int:
         print(f"bench: {error}", file=sys.stderr)
         return 2
     started, stolen = time.monotonic(), machine.steal_seconds()
-    name = f"cabinet_bench_{secrets.token_hex(4)}"
     database = Database.start()
-    servers: list[Server] = []
     notes = [
         f"wrk, 8 connections on 2 threads. A request scenario loads Cabinet and the baseline at "
         f"once, each with its own wrk of 4 connections on 1 thread, {pacing.rounds} rounds of "
@@ -305,36 +301,24 @@ def run(scale: Scale, pacing: Pacing, command: str, groups: set[str]) -> int:
         "system time over its runs, per 1,000 requests (per 1,000 rows for the import).",
     ]
     try:
-        with tempfile.TemporaryDirectory(prefix="cabinet-bench-") as directory:
-            work = Path(directory)
-            api = start_api(database.url, name, work)
-            servers.append(api)
-            with (
-                httpx.Client(base_url=api.base_url, timeout=120) as http,
-                MongoClient[dict](database.url) as mongo,
-            ):
-                _say(
-                    f"seeding {scale.owned:,} documents of the reader (and others') through the API"
+        with staged(database, scale.owned, _say) as stage:
+            api, baseline, data = stage.api, stage.baseline, stage.data
+            rows = []
+            if "requests" in groups:
+                rows += _request_rows(wrk, api, baseline, data, pacing, notes)
+            if "login" in groups:
+                rows += _login_rows(wrk, api, database, pacing, notes)
+            if "cursor" in groups:
+                rows.append(
+                    _cursor_row(wrk, stage.http, api, data, scale.page_limit, pacing, notes)
                 )
-                data = prepare(http, mongo, name, scale.owned)
-                baseline = start_baseline(database.url, name, data.reader_id, work)
-                servers.append(baseline)
-                rows = []
-                if "requests" in groups:
-                    rows += _request_rows(wrk, api, baseline, data, pacing, notes)
-                if "login" in groups:
-                    rows += _login_rows(wrk, api, database, pacing, notes)
-                if "cursor" in groups:
-                    rows.append(_cursor_row(wrk, http, api, data, scale.page_limit, pacing, notes))
-                if "import" in groups:
-                    rows.append(
-                        _import_row(http, api, database, name, data, scale.import_rows, work)
+            if "import" in groups:
+                rows.append(
+                    _import_row(
+                        stage.http, api, database, stage.name, data, scale.import_rows, stage.work
                     )
-                if database.embedded is None:
-                    mongo.drop_database(name)
+                )
     finally:
-        for server in reversed(servers):
-            server.stop()
         database.stop()
     took = time.monotonic() - started
     stolen_now = machine.steal_seconds()

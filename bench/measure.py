@@ -90,8 +90,8 @@ def at_once(wrk: str, first: Side, second: Side, seconds: int, rounds: int) -> B
     seconds of it; loaded together, both sides catch the same. The rounds' ratios then have a
     standard deviation of ~0.05, where in turn they had 0.14-0.38.
     """
-    _together(wrk, first, second, WARM_UP_SECONDS)
-    return _rounds(rounds, lambda: _together(wrk, first, second, seconds))
+    together(wrk, first, second, WARM_UP_SECONDS)
+    return _rounds(rounds, lambda: together(wrk, first, second, seconds))
 
 
 def _rounds(rounds: int, take: Callable[[], tuple[Measurement, Measurement]]) -> Both:
@@ -99,7 +99,8 @@ def _rounds(rounds: int, take: Callable[[], tuple[Measurement, Measurement]]) ->
     return Rounds([ours for ours, _ in taken]), Rounds([theirs for _, theirs in taken])
 
 
-def _together(wrk: str, first: Side, second: Side, seconds: int) -> tuple[Measurement, Measurement]:
+def together(wrk: str, first: Side, second: Side, seconds: int) -> tuple[Measurement, Measurement]:
+    """One round of `at_once`, with no warm-up."""
     pair = (first, second)
     before = [server.cpu_seconds() for server, _ in pair]
     with ThreadPoolExecutor(len(pair)) as pool:
