@@ -30,7 +30,7 @@ from bench.measure import Measurement, Rounds, at_once, measure, side_by_side
 from bench.report import Figures, Row, cpu_row, markdown, plain_text
 from bench.scenarios import JSON, request_scenarios
 from bench.servers import Database, Server
-from bench.stage import staged
+from bench.stage import SCALES, Scale, staged
 
 RESULTS = Path(__file__).parent / "results" / "latest.md"
 CPU_LIMIT = 1.5
@@ -40,19 +40,6 @@ STALL_LIMIT_MS = 10.0
 IMPORT_SHARE = 0.7
 DEPTH_LIMIT = 1.2
 GROUPS = ("requests", "login", "cursor", "import")
-
-
-@dataclass(frozen=True)
-class Scale:
-    owned: int  # the reader's documents in `items`
-    page_limit: int  # page size of the cursor walk (DEPTH pages deep)
-    import_rows: int
-
-
-SCALES = {
-    "small": Scale(owned=5_500, page_limit=5, import_rows=100_000),
-    "full": Scale(owned=60_000, page_limit=50, import_rows=100_000),
-}
 
 
 def _say(message: str) -> None:

@@ -17,6 +17,7 @@ on cores shared with the database and the load generator.
 """
 
 import argparse
+import re
 import shutil
 import signal
 import subprocess
@@ -31,7 +32,7 @@ from bench.loadgen import LoadGeneratorMissing, find_wrk
 from bench.measure import Measurement, at_once, together
 from bench.scenarios import request_scenarios
 from bench.servers import Database, Server
-from bench.stage import staged
+from bench.stage import SCALES, staged
 
 SCENARIOS = {
     "get": "get by id",
@@ -41,7 +42,7 @@ SCENARIOS = {
     "aggregate": "aggregate $group",
 }
 SAMPLES_PER_SECOND = 250
-OWNED = 5_500  # the reader's items, as `python -m bench` seeds them at its default scale
+LINE = re.compile(r":\d+\)$")  # a frame's line number, at the end of `function (file:line)`
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Profile:
             if not stack or not count.isdigit():
                 continue
             samples += int(count)
-            functions = [frame.rsplit(":", 1)[0] + ")" for frame in stack.split(";")]
+            functions = [LINE.sub(")", frame) for frame in stack.split(";")]
             on_top[functions[-1]] += int(count)
             for function in set(functions):
                 on_stack[function] += int(count)
@@ -127,7 +128,8 @@ def run(scenario: str, seconds: int, top: int, own: bool) -> int:
     py_spy = _py_spy()
     database = Database.start()
     try:
-        with staged(database, OWNED, print) as stage, tempfile.TemporaryDirectory() as directory:
+        seeded = staged(database, SCALES["small"].owned, print)  # as `python -m bench` seeds
+        with seeded as stage, tempfile.TemporaryDirectory() as directory:
             chosen = next(s for s in request_scenarios(stage.data) if s.name == scenario)
             sides = (stage.api, chosen.cabinet), (stage.baseline, chosen.baseline)
             at_once(wrk, *sides, seconds=1, rounds=1)  # caches filled, code paths imported

@@ -1,5 +1,5 @@
-"""The stage a served measurement runs on: the API seeded with the data set, and the baseline
-app reading the same database."""
+"""The stage a served measurement runs on: the API seeded with the data set at a scale, and
+the baseline app reading the same database."""
 
 import secrets
 import tempfile
@@ -13,6 +13,21 @@ from pymongo import MongoClient
 
 from bench.dataset import Dataset, prepare
 from bench.servers import Database, Server, start_api, start_baseline
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much `python -m bench --scale` seeds, walks and imports."""
+
+    owned: int  # the reader's documents in `items`
+    page_limit: int  # page size of the cursor walk (DEPTH pages deep)
+    import_rows: int
+
+
+SCALES = {
+    "small": Scale(owned=5_500, page_limit=5, import_rows=100_000),
+    "full": Scale(owned=60_000, page_limit=50, import_rows=100_000),
+}
 
 
 @dataclass(frozen=True)

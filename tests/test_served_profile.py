@@ -36,3 +36,8 @@ def test_differences_put_what_only_ours_spends_first() -> None:
     assert [function for function, _, _ in rows] == ["handle (app.py)", "run (server.py)"]
     assert rows[0][1:] == pytest.approx((1.8, 0.0))
     assert rows[1][1:] == pytest.approx((2.0, 1.0))
+
+
+def test_only_a_trailing_line_number_is_dropped() -> None:
+    profile = Profile.of_raw(["main (api:x.py:3);poll (libc.so.6) 2\n"])
+    assert set(profile.on_stack) == {"main (api:x.py)", "poll (libc.so.6)"}
